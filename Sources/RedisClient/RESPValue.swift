@@ -1,0 +1,40 @@
+/// A reply from Redis (RESP2), copied out of hiredis's reply objects into Swift values.
+public enum RESPValue: Sendable, Equatable {
+    case simpleString(String)
+    case error(String)
+    case integer(Int64)
+    case bulkString([UInt8])
+    case null
+    case array([RESPValue])
+
+    public var bytes: [UInt8]? {
+        switch self {
+        case .bulkString(let bytes): return bytes
+        case .simpleString(let text): return Array(text.utf8)
+        default: return nil
+        }
+    }
+
+    public var string: String? {
+        switch self {
+        case .bulkString(let bytes): return String(decoding: bytes, as: UTF8.self)
+        case .simpleString(let text): return text
+        default: return nil
+        }
+    }
+
+    public var integer: Int64? {
+        if case .integer(let value) = self { return value }
+        return nil
+    }
+
+    public var array: [RESPValue]? {
+        if case .array(let values) = self { return values }
+        return nil
+    }
+
+    public var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+}

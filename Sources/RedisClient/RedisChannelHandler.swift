@@ -1,0 +1,118 @@
+import DequeModule
+import NIOCore
+
+/// What the connection writes into the pipeline: an encoded command and where its reply goes.
+struct RedisRequest: Sendable {
+    var encoded: ByteBuffer
+    var promise: EventLoopPromise<RESPValue>
+}
+
+/// Pipelining: commands are written as they come and their promises wait in a FIFO; replies
+/// arrive in the same order, so each reply completes the oldest pending promise.
+///
+/// When anything goes wrong (the connection closes, a read fails, a command outlives its timeout)
+/// the replies of the remaining commands can no longer be matched, so *every* pending command
+/// fails and the channel is closed.
+final class RedisChannelHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = RedisRequest
+    typealias OutboundOut = ByteBuffer
+
+    private struct Pending {
+        var promise: EventLoopPromise<RESPValue>
+        var deadline: NIODeadline
+    }
+
+    private let reader = HiredisReplyReader()
+    private let commandTimeout: TimeAmount
+    private var pending = Deque<Pending>()
+    private var timeoutCheck: Scheduled<Void>?
+    private var closedWith: RedisClientError?
+    private var context: ChannelHandlerContext?
+
+    init(commandTimeout: TimeAmount) {
+        self.commandTimeout = commandTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        failAll(RedisClientError(.connectionClosed, "connection handler removed"))
+        self.context = nil
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let request = unwrapOutboundIn(data)
+        if let closedWith {
+            request.promise.fail(closedWith)
+            promise?.fail(closedWith)
+            return
+        }
+        pending.append(Pending(promise: request.promise, deadline: .now() + commandTimeout))
+        scheduleTimeoutCheckIfNeeded(context: context)
+        context.write(wrapOutboundOut(request.encoded), promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        do {
+            try reader.feed(buffer)
+            while let reply = try reader.nextReply() {
+                guard let head = pending.popFirst() else {
+                    throw RedisClientError(.protocolError, "reply without a pending command")
+                }
+                head.promise.succeed(reply)
+            }
+        } catch {
+            fail(context: context, with: error as? RedisClientError
+                ?? RedisClientError(.protocolError, "\(error)"))
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(RedisClientError(.connectionClosed, "connection to Redis closed"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(context: context, with: RedisClientError(.connectionClosed, "connection error: \(error)"))
+    }
+
+    private func fail(context: ChannelHandlerContext, with error: RedisClientError) {
+        failAll(error)
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: RedisClientError) {
+        if closedWith == nil { closedWith = error }
+        timeoutCheck?.cancel()
+        timeoutCheck = nil
+        let failed = pending
+        pending.removeAll()
+        for entry in failed { entry.promise.fail(error) }
+    }
+
+    /// One timer per connection, aimed at the oldest pending command's deadline: cheaper than
+    /// a timer per command, and the oldest command is always the first to time out.
+    private func scheduleTimeoutCheckIfNeeded(context: ChannelHandlerContext) {
+        guard timeoutCheck == nil, let head = pending.first else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timeoutCheck = context.eventLoop.scheduleTask(deadline: head.deadline) {
+            loopBound.value.checkTimeout()
+        }
+    }
+
+    private func checkTimeout() {
+        timeoutCheck = nil
+        guard let context, let head = pending.first else { return }
+        if head.deadline <= .now() {
+            let timeout = RedisClientError(.timeout, "no reply from Redis within \(commandTimeout.nanoseconds / 1_000_000) ms")
+            pending.removeFirst().promise.fail(timeout)
+            fail(context: context, with: RedisClientError(.connectionClosed, "connection closed after a command timed out"))
+        } else {
+            scheduleTimeoutCheckIfNeeded(context: context)
+        }
+    }
+}

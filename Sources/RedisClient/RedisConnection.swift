@@ -1,0 +1,93 @@
+import NIOCore
+import NIOPosix
+
+/// One TCP connection to Redis with pipelining. Safe to use from any task: commands are
+/// handed to the channel's event loop, which owns the FIFO of pending replies.
+public final class RedisConnection: Sendable {
+    let channel: any Channel
+
+    private init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    /// Connects, authenticates and selects the database, all within `connectTimeout`.
+    public static func connect(
+        configuration: RedisConfiguration,
+        eventLoop: any EventLoop
+    ) async throws -> RedisConnection {
+        let commandTimeout = configuration.commandTimeout
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: eventLoop)
+                .connectTimeout(configuration.connectTimeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(commandTimeout: commandTimeout))
+                    }
+                }
+                .connect(host: configuration.host, port: configuration.port)
+                .get()
+        } catch {
+            throw RedisClientError(.connectFailed, "cannot connect to Redis at \(configuration.host):\(configuration.port): \(error)")
+        }
+        let connection = RedisConnection(channel: channel)
+        do {
+            try await connection.handshake(configuration)
+        } catch {
+            connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    private func handshake(_ configuration: RedisConfiguration) async throws {
+        do {
+            if let password = configuration.password {
+                var arguments = [RedisArgument]()
+                if let username = configuration.username { arguments.append(RedisArgument(username)) }
+                arguments.append(RedisArgument(password))
+                _ = try await send(RedisCommand("AUTH", arguments))
+            }
+            if configuration.database != 0 {
+                _ = try await send(RedisCommand("SELECT", RedisArgument(configuration.database)))
+            }
+        } catch let error as RedisClientError where error.code == .commandError {
+            // The server's own words (WRONGPASS, NOAUTH, ERR DB index...) say what is wrong.
+            throw RedisClientError(.connectFailed, "Redis refused the connection setup: \(error.message)")
+        }
+    }
+
+    public var isActive: Bool { channel.isActive }
+
+    /// Completes when the connection has closed, for whatever reason.
+    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+
+    /// Sends one command and waits for its reply. An error reply throws `.commandError`.
+    public func send(_ command: RedisCommand) async throws -> RESPValue {
+        let reply = try await sendRaw(command).get()
+        if case .error(let message) = reply {
+            throw RedisClientError(.commandError, message)
+        }
+        return reply
+    }
+
+    /// Writes a command and returns the future of its raw reply (error replies included).
+    func sendRaw(_ command: RedisCommand) -> EventLoopFuture<RESPValue> {
+        var buffer = channel.allocator.buffer(capacity: 64)
+        HiredisCommandEncoder.encode(command.arguments, into: &buffer)
+        let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+        // A write that never reaches the handler (channel already closed) must still fail the
+        // reply promise, or its caller would wait forever.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            promise.fail(RedisClientError(.connectionClosed, "command not sent: \(error)"))
+        }
+        channel.writeAndFlush(RedisRequest(encoded: buffer, promise: promise), promise: written)
+        return promise.futureResult
+    }
+
+    public func close() {
+        channel.close(promise: nil)
+    }
+}

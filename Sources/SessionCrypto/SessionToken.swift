@@ -1,0 +1,40 @@
+/// The bearer secret of a session: 32 bytes from libsodium's CSPRNG, sent as 43 characters of
+/// unpadded base64url. It is returned once and never stored, logged or compared in variable time.
+public struct SessionToken: Sendable {
+    public static let byteCount = 32
+    public static let encodedLength = Base64URL.encodedLength(byteCount: byteCount)
+
+    let bytes: [UInt8]
+
+    /// The text a client sends back.
+    public let encoded: String
+
+    private init(bytes: [UInt8]) {
+        self.bytes = bytes
+        self.encoded = Base64URL.encode(bytes)
+    }
+
+    public static func generate() -> SessionToken {
+        SessionToken(bytes: Sodium.randomBytes(byteCount))
+    }
+
+    /// Strict parse: exactly 43 base64url characters with canonical trailing bits, no padding.
+    public init?(parsing text: some StringProtocol) {
+        guard let bytes = Base64URL.decode(text, byteCount: Self.byteCount) else { return nil }
+        self.init(bytes: bytes)
+    }
+
+    /// The public, one-way identifier of this token's session.
+    public var handle: SessionHandle {
+        SessionHandle(deriving: bytes)
+    }
+
+    public func matches(_ other: SessionToken) -> Bool {
+        constantTimeEquals(bytes, other.bytes)
+    }
+}
+
+extension SessionToken: CustomStringConvertible {
+    /// Keeps the secret out of logs and string interpolation by accident.
+    public var description: String { "SessionToken(redacted)" }
+}

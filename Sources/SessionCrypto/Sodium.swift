@@ -1,0 +1,45 @@
+import CSodium
+
+/// libsodium must be initialised once before any other call; a Swift global is initialised
+/// lazily and exactly once (thread-safe), which is what `sodium_init` asks for.
+private let sodiumReady: Bool = sodium_init() >= 0
+
+enum Sodium {
+    static func ensureInitialised() {
+        precondition(sodiumReady, "libsodium failed to initialise")
+    }
+
+    static func randomBytes(_ count: Int) -> [UInt8] {
+        ensureInitialised()
+        var bytes = [UInt8](repeating: 0, count: count)
+        bytes.withUnsafeMutableBytes { randombytes_buf($0.baseAddress, count) }
+        return bytes
+    }
+
+    /// BLAKE2b of `input`, `outputLength` bytes (16...64).
+    static func genericHash(_ input: UnsafeRawBufferPointer, outputLength: Int) -> [UInt8] {
+        ensureInitialised()
+        var out = [UInt8](repeating: 0, count: outputLength)
+        let status = out.withUnsafeMutableBytes { outPtr in
+            crypto_generichash(
+                outPtr.baseAddress!.assumingMemoryBound(to: UInt8.self), outputLength,
+                input.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(input.count),
+                nil, 0
+            )
+        }
+        precondition(status == 0, "crypto_generichash failed")
+        return out
+    }
+}
+
+/// Constant-time equality for secrets: the time taken depends only on the lengths.
+public func constantTimeEquals(_ lhs: some Collection<UInt8>, _ rhs: some Collection<UInt8>) -> Bool {
+    Sodium.ensureInitialised()
+    let left = Array(lhs)
+    let right = Array(rhs)
+    guard left.count == right.count else { return false }
+    if left.isEmpty { return true }
+    return left.withUnsafeBytes { l in
+        right.withUnsafeBytes { r in sodium_memcmp(l.baseAddress!, r.baseAddress!, left.count) == 0 }
+    }
+}
