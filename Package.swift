@@ -50,7 +50,6 @@ let package = Package(
         .target(
             name: "SessionStore",
             dependencies: ["RedisClient", "SessionCrypto"],
-            resources: [.copy("Scripts")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -12,7 +12,7 @@ enum Sodium {
     static func randomBytes(_ count: Int) -> [UInt8] {
         ensureInitialised()
         var bytes = [UInt8](repeating: 0, count: count)
-        bytes.withUnsafeMutableBytes { randombytes_buf($0.baseAddress, count) }
+        bytes.withUnsafeMutableBytes { randombytes_buf($0.baseAddress!, count) }
         return bytes
     }
 

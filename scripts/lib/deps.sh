@@ -47,11 +47,11 @@ deps_ensure() {
 
     echo "deps: installing ${missing[*]}" >&2
     if [[ $DEPS_APT_UPDATED != 1 ]]; then
-        "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update
+        "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update || return 1
         DEPS_APT_UPDATED=1
     fi
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}"
+        apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}" || return 1
 
     for pkg in "${missing[@]}"; do
         if ! deps_is_installed "$pkg"; then
