@@ -1,0 +1,71 @@
+import SessionCrypto
+
+/// What an API key may do. Roles nest: a higher role may do everything a lower one may.
+public enum Role: Int, Sendable, Comparable, CaseIterable {
+    case reader, app, admin
+
+    public static func < (lhs: Role, rhs: Role) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    public var name: String {
+        switch self {
+        case .reader: "reader"
+        case .app: "app"
+        case .admin: "admin"
+        }
+    }
+}
+
+/// The configured API keys, kept only as digests. A presented key is compared with every
+/// configured key in constant time, without stopping at the first match.
+public struct APIKeyRing: Sendable {
+    public static let minimumKeyLength = 24
+    private let entries: [(digest: SecretDigest, role: Role)]
+
+    /// Parses `role:key,role:key,...`; errors name the problem without echoing any key.
+    public init(parsing text: String) throws(ConfigurationError.Reason) {
+        var entries = [(digest: SecretDigest, role: Role)]()
+        var seen = Set<String>()
+        for (position, item) in text.split(separator: ",", omittingEmptySubsequences: false).enumerated() {
+            let entry = item.trimmingASCIISpaces()
+            guard let colon = entry.firstIndex(of: ":") else {
+                throw .init("entry \(position + 1) is not role:key")
+            }
+            let roleName = entry[..<colon]
+            let key = entry[entry.index(after: colon)...]
+            guard let role = Role.allCases.first(where: { $0.name == roleName }) else {
+                throw .init("entry \(position + 1) has unknown role '\(roleName.prefix(16))' (reader, app or admin)")
+            }
+            guard key.count >= Self.minimumKeyLength else {
+                throw .init("entry \(position + 1) (\(role.name)) has a key shorter than \(Self.minimumKeyLength) characters")
+            }
+            guard key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ",") }) else {
+                throw .init("entry \(position + 1) (\(role.name)) has a key with spaces or non-printable characters")
+            }
+            guard seen.insert(String(key)).inserted else {
+                throw .init("entry \(position + 1) (\(role.name)) repeats a key given earlier")
+            }
+            entries.append((SecretDigest(of: key), role))
+        }
+        guard !entries.isEmpty else { throw .init("no keys given") }
+        self.entries = entries
+    }
+
+    /// The role of the presented key, or nil when it matches no configured key.
+    public func role(of presentedKey: some StringProtocol) -> Role? {
+        let presented = SecretDigest(of: presentedKey)
+        var found: Role?
+        for entry in entries where entry.digest.matches(presented) {
+            found = max(found ?? entry.role, entry.role)
+        }
+        return found
+    }
+}
+
+extension StringProtocol {
+    func trimmingASCIISpaces() -> SubSequence {
+        var text = self[...]
+        while text.first == " " || text.first == "\t" { text = text.dropFirst() }
+        while text.last == " " || text.last == "\t" { text = text.dropLast() }
+        return text
+    }
+}

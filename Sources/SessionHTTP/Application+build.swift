@@ -1,0 +1,29 @@
+import Hummingbird
+import Logging
+import RedisClient
+import SessionStore
+
+/// Builds the whole service: Redis client (as a lifecycle service), store, router, middleware.
+/// The executable and the tests both start sessiond through this one function.
+public func buildApplication(configuration: ServiceConfiguration, logger: Logger) -> some ApplicationProtocol {
+    var redisLogger = logger
+    redisLogger[metadataKey: "component"] = "redis"
+    let redis = RedisClient(configuration: configuration.redis, logger: redisLogger)
+    let store = SessionStore(redis: redis, policy: configuration.policy)
+    let router = Router(context: AppRequestContext.self)
+    router.add(middleware: RequestLogMiddleware(logger: logger))
+    router.add(middleware: APIErrorMiddleware(routes: APIRoute.all, logger: logger))
+    SessionRoutes<AppRequestContext>(
+        store: store,
+        redis: redis,
+        keys: configuration.apiKeys,
+        cookie: SessionCookie(name: configuration.cookieName, sameSite: configuration.cookieSameSite)
+    ).register(on: router)
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sessiond"),
+        logger: logger
+    )
+    app.addServices(redis)
+    return app
+}

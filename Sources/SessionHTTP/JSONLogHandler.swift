@@ -1,0 +1,101 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// swift-log handler that writes one JSON object per line to standard output, so request logs
+/// can be shipped and queried as is.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let label: String
+    private let output: JSONLineOutput
+
+    public init(label: String, level: Logger.Level, output: JSONLineOutput = .standardOutput) {
+        self.label = label
+        self.logLevel = level
+        self.output = output
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var line = ByteBufferAllocator().buffer(capacity: 256)
+        line.writeStaticString("{\"ts\":\"")
+        RFC3339.write(milliseconds: Int64(Date().timeIntervalSince1970 * 1000), into: &line)
+        line.writeStaticString("\",\"level\":\"")
+        line.writeString(event.level.rawValue)
+        line.writeStaticString("\",\"logger\":")
+        JSONWriter.writeEscaped(label, into: &line)
+        line.writeStaticString(",\"msg\":")
+        JSONWriter.writeEscaped(event.message.description, into: &line)
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            line.writeStaticString(",")
+            JSONWriter.writeEscaped(key, into: &line)
+            line.writeStaticString(":")
+            Self.write(value, into: &line)
+        }
+        line.writeStaticString("}\n")
+        output.write(line)
+    }
+
+    private static func write(_ value: Logger.Metadata.Value, into line: inout ByteBuffer) {
+        switch value {
+        case .string(let text):
+            JSONWriter.writeEscaped(text, into: &line)
+        case .stringConvertible(let convertible):
+            if convertible is any BinaryInteger || convertible is Double {
+                line.writeString(convertible.description)
+            } else {
+                JSONWriter.writeEscaped(convertible.description, into: &line)
+            }
+        case .array(let values):
+            line.writeStaticString("[")
+            for (index, element) in values.enumerated() {
+                if index > 0 { line.writeStaticString(",") }
+                write(element, into: &line)
+            }
+            line.writeStaticString("]")
+        case .dictionary(let values):
+            line.writeStaticString("{")
+            for (index, (key, element)) in values.sorted(by: { $0.key < $1.key }).enumerated() {
+                if index > 0 { line.writeStaticString(",") }
+                JSONWriter.writeEscaped(key, into: &line)
+                line.writeStaticString(":")
+                write(element, into: &line)
+            }
+            line.writeStaticString("}")
+        }
+    }
+}
+
+/// Where JSON log lines go: standard output, or a closure (tests capture the lines).
+public struct JSONLineOutput: Sendable {
+    private let sink: @Sendable (ByteBuffer) -> Void
+
+    public init(_ sink: @escaping @Sendable (ByteBuffer) -> Void) {
+        self.sink = sink
+    }
+
+    func write(_ line: ByteBuffer) { sink(line) }
+
+    private static let standardOutputLock = NIOLock()
+
+    public static let standardOutput = JSONLineOutput { line in
+        standardOutputLock.withLock {
+            line.withUnsafeReadableBytes { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let written = Foundation.write(STDOUT_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
+                    if written <= 0 { break }
+                    offset += written
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Logging
+import RedisClient
+import SessionStore
+
+/// A configuration value that cannot be used; `description` is the one line start-up prints.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public struct Reason: Error, Sendable {
+        public let text: String
+        public init(_ text: String) { self.text = text }
+    }
+
+    public let variable: String
+    public let reason: String
+
+    public var description: String { "\(variable): \(reason)" }
+}
+
+public enum CookieSameSite: String, Sendable {
+    case strict = "Strict"
+    case lax = "Lax"
+}
+
+/// Everything sessiond is configured with (SPEC §3), read from `SESSIOND_*` values.
+public struct ServiceConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var redis: RedisConfiguration
+    public var apiKeys: APIKeyRing
+    public var policy: SessionPolicy
+    public var cookieName: String
+    public var cookieSameSite: CookieSameSite
+    public var logLevel: Logger.Level
+
+    public static let variables = [
+        "SESSIOND_HOST", "SESSIOND_PORT", "SESSIOND_REDIS_URL", "SESSIOND_API_KEYS", "SESSIOND_KEY_PREFIX",
+        "SESSIOND_IDLE_TIMEOUT", "SESSIOND_ABSOLUTE_TIMEOUT", "SESSIOND_MAX_SESSIONS_PER_USER",
+        "SESSIOND_MAX_DATA_BYTES", "SESSIOND_COOKIE_NAME", "SESSIOND_COOKIE_SAMESITE", "SESSIOND_LOG_LEVEL",
+    ]
+
+    /// Reads the configuration from variables named as in SPEC §3 (environment, with command-line
+    /// flags already merged over it). Throws for the first bad value, naming its variable.
+    public init(values: [String: String]) throws(ConfigurationError) {
+        func value(_ name: String) -> String? {
+            guard let text = values[name], !text.isEmpty else { return nil }
+            return text
+        }
+        func check<T>(_ name: String, _ body: () throws(ConfigurationError.Reason) -> T) throws(ConfigurationError) -> T {
+            do {
+                return try body()
+            } catch {
+                throw ConfigurationError(variable: name, reason: error.text)
+            }
+        }
+        func integer(_ name: String, default fallback: Int, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+            try check(name) { () throws(ConfigurationError.Reason) -> Int in
+                guard let text = value(name) else { return fallback }
+                guard let number = Int(text), range.contains(number) else {
+                    throw .init("must be a whole number from \(range.lowerBound) to \(range.upperBound), got '\(text.prefix(32))'")
+                }
+                return number
+            }
+        }
+
+        host = value("SESSIOND_HOST") ?? "127.0.0.1"
+        port = try integer("SESSIOND_PORT", default: 8080, in: 0...65535)
+        let redisURL = value("SESSIOND_REDIS_URL") ?? "redis://127.0.0.1:6379/0"
+        redis = try check("SESSIOND_REDIS_URL") { () throws(ConfigurationError.Reason) -> RedisConfiguration in
+            do {
+                return try RedisConfiguration(url: redisURL)
+            } catch let error as RedisClientError {
+                throw .init(error.message)
+            } catch {
+                throw .init("\(error)")
+            }
+        }
+        apiKeys = try check("SESSIOND_API_KEYS") { () throws(ConfigurationError.Reason) -> APIKeyRing in
+            guard let text = value("SESSIOND_API_KEYS") else {
+                throw .init("required: comma-separated role:key pairs (roles reader, app, admin; keys of 24+ characters)")
+            }
+            return try APIKeyRing(parsing: text)
+        }
+        let prefix = try check("SESSIOND_KEY_PREFIX") { () throws(ConfigurationError.Reason) -> String in
+            let text = values["SESSIOND_KEY_PREFIX"] ?? "sessiond:"
+            guard (1...64).contains(text.utf8.count), text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw .init("must be 1 to 64 printable ASCII characters without spaces")
+            }
+            return text
+        }
+        let idle = try integer("SESSIOND_IDLE_TIMEOUT", default: 1800, in: 1...SessionPolicy.timeoutLimit)
+        let absolute = try integer("SESSIOND_ABSOLUTE_TIMEOUT", default: 43200, in: 1...SessionPolicy.timeoutLimit)
+        let cap = try integer("SESSIOND_MAX_SESSIONS_PER_USER", default: 0, in: 0...1_000_000)
+        let maxData = try integer("SESSIOND_MAX_DATA_BYTES", default: 16384, in: 2...1_048_576)
+        policy = SessionPolicy(keyPrefix: prefix, idleTimeout: idle, absoluteTimeout: absolute, maxSessionsPerUser: cap, maxDataBytes: maxData)
+        cookieName = try check("SESSIOND_COOKIE_NAME") { () throws(ConfigurationError.Reason) -> String in
+            let name = value("SESSIOND_COOKIE_NAME") ?? "__Host-session"
+            // RFC 6265 cookie-name is an RFC 7230 token.
+            let separators = Set("()<>@,;:\\\"/[]?={} \t".utf8)
+            guard name.utf8.count <= 128, name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && !separators.contains($0) }) else {
+                throw .init("must be a cookie name token (printable ASCII, no separators), got '\(name.prefix(32))'")
+            }
+            return name
+        }
+        cookieSameSite = try check("SESSIOND_COOKIE_SAMESITE") { () throws(ConfigurationError.Reason) -> CookieSameSite in
+            let text = value("SESSIOND_COOKIE_SAMESITE") ?? "Lax"
+            guard let mode = [CookieSameSite.strict, .lax].first(where: { $0.rawValue.lowercased() == text.lowercased() }) else {
+                throw .init("must be Strict or Lax, got '\(text.prefix(32))'")
+            }
+            return mode
+        }
+        logLevel = try check("SESSIOND_LOG_LEVEL") { () throws(ConfigurationError.Reason) -> Logger.Level in
+            let text = value("SESSIOND_LOG_LEVEL") ?? "info"
+            guard let level = Logger.Level(rawValue: text.lowercased()) else {
+                throw .init("must be one of trace, debug, info, notice, warning, error, critical, got '\(text.prefix(32))'")
+            }
+            return level
+        }
+    }
+}

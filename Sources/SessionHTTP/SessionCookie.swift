@@ -1,0 +1,31 @@
+import SessionStore
+
+/// The session cookie: how tokens are read from a `Cookie` header and the `Set-Cookie`
+/// values handed to apps.
+struct SessionCookie: Sendable {
+    let name: String
+    let sameSite: CookieSameSite
+
+    /// `NAME=TOKEN; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=N`, living until the
+    /// session's absolute end: the idle timeout is enforced by the server as it slides.
+    func set(token: String, session: Session) -> String {
+        let seconds = max(0, (session.expiresAt - session.lastSeenAt + 999) / 1000)
+        return "\(name)=\(token); Path=/; Secure; HttpOnly; SameSite=\(sameSite.rawValue); Max-Age=\(seconds)"
+    }
+
+    var clear: String {
+        "\(name)=; Path=/; Secure; HttpOnly; SameSite=\(sameSite.rawValue); Max-Age=0"
+    }
+
+    /// The value of this cookie in a `Cookie` header (`a=1; b=2`), if present.
+    func value(inCookieHeader header: Substring) -> Substring? {
+        for pair in header.split(separator: ";") {
+            let trimmed = pair.trimmingASCIISpaces()
+            guard let equals = trimmed.firstIndex(of: "="), trimmed[..<equals] == name else { continue }
+            var value = trimmed[trimmed.index(after: equals)...]
+            if value.count >= 2, value.first == "\"", value.last == "\"" { value = value.dropFirst().dropLast() }
+            return value
+        }
+        return nil
+    }
+}

@@ -1,0 +1,283 @@
+import Hummingbird
+import NIOCore
+import RedisClient
+import SessionCrypto
+import SessionStore
+
+/// The handlers of API v1 (SPEC §4), mounted from the `APIRoute.all` table.
+struct SessionRoutes<Context: RequestContext>: Sendable {
+    let store: SessionStore
+    let redis: RedisClient
+    let keys: APIKeyRing
+    let cookie: SessionCookie
+
+    /// Bodies are JSON around at most one `data` object; anything larger is refused unread.
+    var bodyLimit: Int { 4 * store.policy.maxDataBytes + 8192 }
+
+    func register(on router: Router<Context>) {
+        for route in APIRoute.all {
+            let handler = self.handler(for: route)
+            let required = route.role
+            router.on(route.routerPath, method: route.method) { request, context -> Response in
+                if let required { try authorize(request, required) }
+                return try await handler(request, context)
+            }
+        }
+    }
+
+    private func handler(for route: APIRoute) -> @Sendable (Request, Context) async throws -> Response {
+        switch (route.method, route.path) {
+        case (.post, "/v1/sessions"): return create
+        case (.get, "/v1/session"): return lookup
+        case (.patch, "/v1/session"): return update
+        case (.delete, "/v1/session"): return revoke
+        case (.post, "/v1/session/rotate"): return rotate
+        case (.get, "/v1/users/{user_id}/sessions"): return listUserSessions
+        case (.delete, "/v1/users/{user_id}/sessions"): return forceLogout
+        case (.get, "/v1/sessions/{handle}"): return readByHandle
+        case (.delete, "/v1/sessions/{handle}"): return revokeByHandle
+        case (.get, "/healthz"): return health
+        case (.get, "/readyz"): return readiness
+        default: preconditionFailure("no handler for \(route.method) \(route.path)")
+        }
+    }
+
+    // MARK: sessions by token
+
+    @Sendable func create(_ request: Request, _ context: Context) async throws -> Response {
+        try queryParameters(request, allowed: [])
+        let body = try await readBody(request)
+        let created = try await store.create(try SessionRequests.newSession(from: body, policy: store.policy))
+        let token = created.token.encoded
+        let payload = SessionJSON.render(created.session, token: token, setCookie: cookie.set(token: token, session: created.session))
+        return json(.created, payload, session: created.session)
+    }
+
+    @Sendable func lookup(_ request: Request, _ context: Context) async throws -> Response {
+        let query = try queryParameters(request, allowed: ["touch"])
+        let touch: Bool
+        switch query["touch"] {
+        case nil, "true": touch = true
+        case "false": touch = false
+        default: throw APIError.invalidRequest("touch must be true or false")
+        }
+        guard let session = try await store.lookup(try sessionToken(request), touch: touch) else {
+            throw APIError.invalidSession("session is unknown, expired or revoked")
+        }
+        return json(.ok, SessionJSON.render(session), session: session, identity: true)
+    }
+
+    @Sendable func update(_ request: Request, _ context: Context) async throws -> Response {
+        try queryParameters(request, allowed: [])
+        let token = try sessionToken(request)
+        let ifMatch = try expectedVersion(request)
+        let patch = JSONValue.object(try SessionRequests.parseObject(try await readBody(request), what: "merge patch"))
+        switch try await store.updateData(token, ifMatch: ifMatch, patch: patch) {
+        case .updated(let session):
+            return json(.ok, SessionJSON.render(session), session: session)
+        case .noSession:
+            throw APIError.invalidSession("session is unknown, expired or revoked")
+        case .versionMismatch(let current):
+            throw APIError(status: .preconditionFailed, code: "precondition_failed",
+                           message: "If-Match does not match the session version", extraHeaders: [.eTag: "\"\(current)\""])
+        case .dataTooLarge(let bytes):
+            throw APIError.payloadTooLarge("data would be \(bytes) bytes as JSON; the limit is \(store.policy.maxDataBytes)")
+        }
+    }
+
+    @Sendable func revoke(_ request: Request, _ context: Context) async throws -> Response {
+        try queryParameters(request, allowed: [])
+        let token = try sessionToken(request)
+        let revoked = try await store.revoke(token)
+        return revokeAnswer(revoked, handle: token.handle)
+    }
+
+    @Sendable func rotate(_ request: Request, _ context: Context) async throws -> Response {
+        try queryParameters(request, allowed: [])
+        guard let rotated = try await store.rotate(try sessionToken(request)) else {
+            throw APIError.invalidSession("session is unknown, expired or revoked")
+        }
+        let token = rotated.token.encoded
+        let payload = SessionJSON.render(rotated.session, token: token, setCookie: cookie.set(token: token, session: rotated.session))
+        return json(.ok, payload, session: rotated.session)
+    }
+
+    // MARK: admin
+
+    @Sendable func listUserSessions(_ request: Request, _ context: Context) async throws -> Response {
+        let userID = try pathUserID(context)
+        let query = try queryParameters(request, allowed: ["limit", "cursor"])
+        var limit = 100
+        if let text = query["limit"] {
+            guard let value = Int(text), (1...1000).contains(value) else {
+                throw APIError.invalidRequest("limit must be a whole number from 1 to 1000")
+            }
+            limit = value
+        }
+        var cursor: SessionListCursor?
+        if let text = query["cursor"] {
+            guard let parsed = SessionListCursor(parsing: text) else { throw APIError.invalidRequest("cursor is malformed") }
+            cursor = parsed
+        }
+        let page = try await store.list(userID: userID, limit: limit, after: cursor)
+        var json = JSONWriter(capacity: 256 + page.sessions.count * 400)
+        json.beginObject()
+        json.key("user_id"); json.string(userID)
+        json.key("sessions")
+        json.beginArray()
+        for session in page.sessions { SessionJSON.write(session, into: &json) }
+        json.endArray()
+        json.key("total"); json.integer(page.total)
+        json.key("next_cursor"); json.optionalString(page.nextCursor?.encoded)
+        json.endObject()
+        return self.json(.ok, json.buffer)
+    }
+
+    @Sendable func forceLogout(_ request: Request, _ context: Context) async throws -> Response {
+        let userID = try pathUserID(context)
+        let query = try queryParameters(request, allowed: ["except"])
+        var keep: SessionHandle?
+        if let text = query["except"] {
+            guard let handle = SessionHandle(parsing: text) else { throw APIError.invalidRequest("except must be a session handle") }
+            keep = handle
+        }
+        let revoked = try await store.forceLogout(userID: userID, except: keep)
+        var json = JSONWriter(capacity: 32)
+        json.beginObject()
+        json.key("revoked"); json.integer(revoked)
+        json.endObject()
+        return self.json(.ok, json.buffer)
+    }
+
+    @Sendable func readByHandle(_ request: Request, _ context: Context) async throws -> Response {
+        try queryParameters(request, allowed: [])
+        guard let session = try await store.session(handle: try pathHandle(context)) else {
+            throw APIError.notFound("no session with this handle")
+        }
+        return json(.ok, SessionJSON.render(session), session: session)
+    }
+
+    @Sendable func revokeByHandle(_ request: Request, _ context: Context) async throws -> Response {
+        try queryParameters(request, allowed: [])
+        let handle = try pathHandle(context)
+        guard try await store.revoke(handle: handle) else { throw APIError.notFound("no session with this handle") }
+        return revokeAnswer(true, handle: handle)
+    }
+
+    // MARK: health
+
+    @Sendable func health(_ request: Request, _ context: Context) async throws -> Response {
+        json(.ok, ByteBuffer(string: #"{"status":"ok"}"#))
+    }
+
+    @Sendable func readiness(_ request: Request, _ context: Context) async throws -> Response {
+        do {
+            try await redis.ping()
+        } catch {
+            throw APIError.storeUnavailable("Redis does not answer")
+        }
+        return json(.ok, ByteBuffer(string: #"{"status":"ready"}"#))
+    }
+
+    // MARK: request pieces
+
+    private func authorize(_ request: Request, _ required: Role) throws {
+        guard let header = request.headers[.authorization] else {
+            throw APIError.invalidAPIKey("missing Authorization: Bearer <api key>")
+        }
+        guard header.utf8.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            throw APIError.invalidAPIKey("Authorization must use the Bearer scheme")
+        }
+        guard let role = keys.role(of: header.dropFirst(7).trimmingASCIISpaces()) else {
+            throw APIError.invalidAPIKey("unknown API key")
+        }
+        guard role >= required else {
+            throw APIError.forbidden("this API key has role \(role.name); this route needs \(required.name)")
+        }
+    }
+
+    private func sessionToken(_ request: Request) throws -> SessionToken {
+        let text: Substring
+        if let header = request.headers[.sessionToken] {
+            text = Substring(header)
+        } else if let value = request.headers[values: .cookie].lazy.compactMap({ cookie.value(inCookieHeader: Substring($0)) }).first {
+            text = value
+        } else {
+            throw APIError.invalidSession("no session token: send X-Session-Token or the \(cookie.name) cookie")
+        }
+        guard let token = SessionToken(parsing: text) else { throw APIError.invalidSession("malformed session token") }
+        return token
+    }
+
+    /// `If-Match: "N"` (or a list of such), `*`, or absent.
+    private func expectedVersion(_ request: Request) throws -> Int? {
+        guard let header = request.headers[.ifMatch] else { return nil }
+        let candidates = header.split(separator: ",").map { $0.trimmingASCIISpaces() }
+        if candidates.contains("*") { return nil }
+        let versions = try candidates.map { candidate -> Int in
+            guard candidate.count >= 3, candidate.first == "\"", candidate.last == "\"",
+                  let version = Int(candidate.dropFirst().dropLast()), version >= 0
+            else { throw APIError.invalidRequest("If-Match must be a quoted version such as \"3\"") }
+            return version
+        }
+        guard versions.count == 1 else { throw APIError.invalidRequest("If-Match must name one version") }
+        return versions[0]
+    }
+
+    private func readBody(_ request: Request) async throws -> [UInt8] {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > bodyLimit {
+            throw APIError.payloadTooLarge("request body is larger than \(bodyLimit) bytes")
+        }
+        let buffer = try await request.body.collect(upTo: bodyLimit)
+        return Array(buffer.readableBytesView)
+    }
+
+    @discardableResult
+    private func queryParameters(_ request: Request, allowed: Set<String>) throws -> [String: String] {
+        var result = [String: String]()
+        for (name, value) in request.uri.queryParameters {
+            let key = String(name)
+            guard allowed.contains(key) else { throw APIError.invalidRequest("unknown query parameter '\(key.prefix(64))'") }
+            guard result.updateValue(String(value), forKey: key) == nil else {
+                throw APIError.invalidRequest("query parameter '\(key)' is given twice")
+            }
+        }
+        return result
+    }
+
+    private func pathUserID(_ context: Context) throws -> String {
+        guard let raw = context.parameters.get("user_id") else { throw APIError.notFound("no such route") }
+        let decoded = raw.removingPercentEncoding ?? raw
+        return try SessionRequests.userID(decoded, field: "user_id")
+    }
+
+    private func pathHandle(_ context: Context) throws -> SessionHandle {
+        guard let text = context.parameters.get("handle"), let handle = SessionHandle(parsing: text) else {
+            throw APIError.notFound("no session with this handle")
+        }
+        return handle
+    }
+
+    // MARK: responses
+
+    private func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, session: Session? = nil, identity: Bool = false) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
+        if let session {
+            headers[.sessionHandle] = session.handle.encoded
+            headers[.eTag] = "\"\(session.version)\""
+            if identity { headers[.sessionUserID] = session.userID }
+        }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    private func revokeAnswer(_ revoked: Bool, handle: SessionHandle) -> Response {
+        var json = JSONWriter(capacity: 128)
+        json.beginObject()
+        json.key("revoked"); json.bool(revoked)
+        json.key("clear_cookie"); json.string(cookie.clear)
+        json.endObject()
+        var response = self.json(.ok, json.buffer)
+        response.headers[.sessionHandle] = handle.encoded
+        return response
+    }
+}

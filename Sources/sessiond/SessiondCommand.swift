@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import SessionHTTP
+
+/// `sessiond`: every setting comes from its `SESSIOND_*` environment variable, and each has a
+/// flag of the same name that wins over the environment.
+@main
+struct SessiondCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sessiond",
+        abstract: "Server-side sessions in Redis over HTTP.",
+        discussion: "Every option can also be set by its environment variable, e.g. --idle-timeout by SESSIOND_IDLE_TIMEOUT."
+    )
+
+    @Option(help: "Listen address (SESSIOND_HOST, default 127.0.0.1).") var host: String?
+    @Option(help: "Listen port (SESSIOND_PORT, default 8080).") var port: String?
+    @Option(help: "redis://[user:password@]host:port/db (SESSIOND_REDIS_URL).") var redisURL: String?
+    @Option(help: "Comma-separated role:key pairs (SESSIOND_API_KEYS). Prefer the environment: flags show in ps.")
+    var apiKeys: String?
+    @Option(help: "Prefix of every Redis key (SESSIOND_KEY_PREFIX, default sessiond:).") var keyPrefix: String?
+    @Option(help: "Idle timeout in seconds (SESSIOND_IDLE_TIMEOUT, default 1800).") var idleTimeout: String?
+    @Option(help: "Absolute timeout in seconds (SESSIOND_ABSOLUTE_TIMEOUT, default 43200).") var absoluteTimeout: String?
+    @Option(help: "Sessions per user, 0 for no cap (SESSIOND_MAX_SESSIONS_PER_USER).") var maxSessionsPerUser: String?
+    @Option(help: "Largest data object in bytes (SESSIOND_MAX_DATA_BYTES, default 16384).") var maxDataBytes: String?
+    @Option(help: "Session cookie name (SESSIOND_COOKIE_NAME, default __Host-session).") var cookieName: String?
+    @Option(help: "Strict or Lax (SESSIOND_COOKIE_SAMESITE, default Lax).") var cookieSamesite: String?
+    @Option(help: "trace ... critical (SESSIOND_LOG_LEVEL, default info).") var logLevel: String?
+
+    func run() async throws {
+        var values = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("SESSIOND_") }
+        let flags: [String: String?] = [
+            "SESSIOND_HOST": host, "SESSIOND_PORT": port, "SESSIOND_REDIS_URL": redisURL,
+            "SESSIOND_API_KEYS": apiKeys, "SESSIOND_KEY_PREFIX": keyPrefix, "SESSIOND_IDLE_TIMEOUT": idleTimeout,
+            "SESSIOND_ABSOLUTE_TIMEOUT": absoluteTimeout, "SESSIOND_MAX_SESSIONS_PER_USER": maxSessionsPerUser,
+            "SESSIOND_MAX_DATA_BYTES": maxDataBytes, "SESSIOND_COOKIE_NAME": cookieName,
+            "SESSIOND_COOKIE_SAMESITE": cookieSamesite, "SESSIOND_LOG_LEVEL": logLevel,
+        ]
+        for case let (name, value?) in flags { values[name] = value }
+
+        let configuration: ServiceConfiguration
+        do {
+            configuration = try ServiceConfiguration(values: values)
+        } catch {
+            FileHandle.standardError.write(Data("sessiond: configuration error: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
+        let logger = Logger(label: "sessiond")
+        logger.info("starting", metadata: [
+            "address": .string("\(configuration.host):\(configuration.port)"),
+            "redis": .string("\(configuration.redis.host):\(configuration.redis.port)/\(configuration.redis.database)"),
+        ])
+        try await buildApplication(configuration: configuration, logger: logger).runService()
+    }
+}
