@@ -79,17 +79,27 @@ let package = Package(
             dependencies: ["SessionCrypto"],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "RedisTestSupport",
+            dependencies: ["RedisClient", .product(name: "NIOPosix", package: "swift-nio")],
+            path: "Tests/RedisTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RedisClientTests",
-            dependencies: ["RedisClient", .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["RedisClient", "RedisTestSupport", .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SessionHTTPTests",
             dependencies: [
                 "SessionHTTP",
+                "RedisClient",
+                "SessionCrypto",
+                "RedisTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

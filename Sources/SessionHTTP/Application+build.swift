@@ -1,11 +1,17 @@
 import Hummingbird
 import Logging
+import NIOCore
 import RedisClient
 import SessionStore
 
 /// Builds the whole service: Redis client (as a lifecycle service), store, router, middleware.
 /// The executable and the tests both start sessiond through this one function.
-public func buildApplication(configuration: ServiceConfiguration, logger: Logger) -> some ApplicationProtocol {
+/// `onServerRunning` hears of the listening channel (tests read the port from it).
+public func buildApplication(
+    configuration: ServiceConfiguration,
+    logger: Logger,
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+) -> some ApplicationProtocol {
     var redisLogger = logger
     redisLogger[metadataKey: "component"] = "redis"
     let redis = RedisClient(configuration: configuration.redis, logger: redisLogger)
@@ -22,6 +28,7 @@ public func buildApplication(configuration: ServiceConfiguration, logger: Logger
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sessiond"),
+        onServerRunning: onServerRunning,
         logger: logger
     )
     app.addServices(redis)

@@ -209,19 +209,18 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         return token
     }
 
-    /// `If-Match: "N"` (or a list of such), `*`, or absent.
+    /// `If-Match: "N"`, `*` or absent. A weak tag (`W/"N"`) never matches, as RFC 9110's strong
+    /// comparison requires, so it is answered 412 like any other mismatch.
     private func expectedVersion(_ request: Request) throws -> Int? {
         guard let header = request.headers[.ifMatch] else { return nil }
-        let candidates = header.split(separator: ",").map { $0.trimmingASCIISpaces() }
-        if candidates.contains("*") { return nil }
-        let versions = try candidates.map { candidate -> Int in
-            guard candidate.count >= 3, candidate.first == "\"", candidate.last == "\"",
-                  let version = Int(candidate.dropFirst().dropLast()), version >= 0
-            else { throw APIError.invalidRequest("If-Match must be a quoted version such as \"3\"") }
-            return version
+        let candidate = header.trimmingASCIISpaces()
+        if candidate == "*" { return nil }
+        let isWeak = candidate.hasPrefix("W/")
+        let tag = isWeak ? candidate.dropFirst(2) : candidate
+        guard tag.count >= 3, tag.first == "\"", tag.last == "\"", let version = Int(tag.dropFirst().dropLast()), version >= 0 else {
+            throw APIError.invalidRequest("If-Match must be one quoted version such as \"3\"")
         }
-        guard versions.count == 1 else { throw APIError.invalidRequest("If-Match must name one version") }
-        return versions[0]
+        return isWeak ? -1 : version
     }
 
     private func readBody(_ request: Request) async throws -> [UInt8] {

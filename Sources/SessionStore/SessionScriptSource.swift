@@ -191,6 +191,15 @@ return {int(bound), revoked, #removed == chunk and 1 or 0}
 -- KEYS[1] user index; ARGV[2] limit, ARGV[3] cursor score ('' for the first page),
 -- ARGV[4] cursor handle.
 -- Returns {total, more (0/1), handle1, record1, handle2, record2, ...}.
+-- Byte order, as ZRANGE sorts members; Lua's `<` on strings follows the server's locale.
+local function bytes_before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
 local limit = tonumber(ARGV[2])
 local cursor_score, cursor_handle = tonumber(ARGV[3]), ARGV[4]
 local started = cursor_score == nil
@@ -198,7 +207,7 @@ local entries = redis.call('ZRANGE', KEYS[1], '+inf', '-inf', 'BYSCORE', 'REV', 
 local total, more, page, dead = 0, 0, {}, {}
 for i = 1, #entries, 2 do
   local handle, score = entries[i], tonumber(entries[i + 1])
-  if not started and (score < cursor_score or (score == cursor_score and handle < cursor_handle)) then
+  if not started and (score < cursor_score or (score == cursor_score and bytes_before(handle, cursor_handle))) then
     started = true
   end
   if started and #page < 2 * limit then

@@ -1,0 +1,191 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import RedisClient
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A private `redis-server` for tests that kill, pause, restart or reconfigure Redis, so the
+/// shared test server is never disturbed. It runs from PATH on a loopback port, in its own
+/// temporary directory, without persistence (`--save '' --appendonly no`).
+///
+/// Use `RedisServerProcess.withServer { ... }`: the server is killed when the body ends, whether
+/// it returned or threw. `deinit` kills it too, as a last resort.
+public final class RedisServerProcess: Sendable {
+    public let port: Int
+    let extraArgs: [String]
+    let directory: URL
+    private let process = Mutex<Process?>(nil)
+
+    private init(port: Int, extraArgs: [String], directory: URL) {
+        self.port = port
+        self.extraArgs = extraArgs
+        self.directory = directory
+    }
+
+    deinit {
+        stop()
+    }
+
+    /// A client configuration for this server (no password, database 0).
+    public var configuration: RedisConfiguration {
+        RedisConfiguration(host: "127.0.0.1", port: port)
+    }
+
+    public var url: String { "redis://127.0.0.1:\(port)/0" }
+
+    /// Starts a server on `port`, or on a free port (retrying when another process takes the
+    /// port first), and waits until it accepts TCP connections.
+    public static func start(port: Int? = nil, extraArgs: [String] = []) async throws -> RedisServerProcess {
+        var lastError: (any Error)?
+        for _ in 0..<(port == nil ? 5 : 1) {
+            let chosen: Int
+            if let port { chosen = port } else { chosen = try await freePort() }
+            let directory = FileManager.default.temporaryDirectory
+                .appendingPathComponent("sessiond-redis-test-\(UUID().uuidString)", isDirectory: true)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let server = RedisServerProcess(port: chosen, extraArgs: extraArgs, directory: directory)
+            do {
+                try await server.launch()
+                return server
+            } catch {
+                server.stop()
+                lastError = error
+            }
+        }
+        throw lastError ?? RedisServerError("redis-server did not start")
+    }
+
+    /// Runs `body` with a fresh server and always stops the server afterwards.
+    public static func withServer<T>(
+        extraArgs: [String] = [],
+        _ body: (RedisServerProcess) async throws -> T
+    ) async throws -> T {
+        let server = try await start(extraArgs: extraArgs)
+        defer { server.stop() }
+        return try await body(server)
+    }
+
+    /// Kills the server with SIGKILL (no clean shutdown, sockets reset by the kernel) and waits
+    /// for it to exit. The temporary directory stays, for `restart()`.
+    public func kill() {
+        process.withLock { process in
+            guard let running = process else { return }
+            if running.isRunning {
+                sendKillSignal(to: running.processIdentifier)
+            }
+            running.waitUntilExit()
+            process = nil
+        }
+    }
+
+    /// Kills the server (if running) and starts a new one on the same port with the same
+    /// arguments and directory.
+    public func restart() async throws {
+        kill()
+        try await launch()
+    }
+
+    /// Kills the server and removes its directory. Safe to call more than once.
+    public func stop() {
+        kill()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    public var isRunning: Bool {
+        process.withLock { $0?.isRunning ?? false }
+    }
+
+    private var logFile: URL { directory.appendingPathComponent("redis.log") }
+
+    private func launch() async throws {
+        let executable = try Self.findExecutable("redis-server")
+        let arguments = [
+            "--port", String(port),
+            "--bind", "127.0.0.1",
+            "--dir", directory.path,
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--logfile", logFile.path,
+        ] + extraArgs
+        try process.withLock { process in
+            let new = Process()
+            new.executableURL = executable
+            new.arguments = arguments
+            new.standardInput = FileHandle.nullDevice
+            new.standardOutput = FileHandle.nullDevice
+            new.standardError = FileHandle.nullDevice
+            try new.run()
+            process = new
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            guard isRunning else {
+                kill()
+                throw RedisServerError("redis-server on port \(port) exited during start-up\n\(logTail())")
+            }
+            if await Self.acceptsConnections(port: port) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        kill()
+        throw RedisServerError("redis-server on port \(port) did not accept connections within 10 s\n\(logTail())")
+    }
+
+    private func logTail() -> String {
+        guard let text = try? String(contentsOf: logFile, encoding: .utf8) else { return "(no log)" }
+        return text.split(separator: "\n").suffix(20).joined(separator: "\n")
+    }
+
+    /// A loopback TCP port that nobody listens on right now.
+    public static func freePort() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        let port = channel.localAddress?.port
+        try await channel.close()
+        guard let port else { throw RedisServerError("could not pick a free port") }
+        return port
+    }
+
+    /// True when something accepts a TCP connection on 127.0.0.1:`port`.
+    public static func acceptsConnections(port: Int) async -> Bool {
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.milliseconds(250))
+                .connect(host: "127.0.0.1", port: port)
+                .get()
+            try? await channel.close()
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    private static func findExecutable(_ name: String) throws -> URL {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = URL(fileURLWithPath: String(directory)).appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        throw RedisServerError("\(name) not found in PATH (\(path)); install it (scripts/test does)")
+    }
+}
+
+private func sendKillSignal(to pid: Int32) {
+    #if canImport(Glibc)
+    _ = Glibc.kill(pid, SIGKILL)
+    #elseif canImport(Darwin)
+    _ = Darwin.kill(pid, SIGKILL)
+    #endif
+}
+
+public struct RedisServerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,224 @@
+import Foundation
+import Testing
+
+/// Every row of the SPEC §4 route table, through real HTTP against a real Redis.
+@Suite struct RouteTests {
+    @Test func createReturnsTokenCookieAndSession() async throws {
+        try await Sessiond.with { server in
+            let response = try await server.request(.POST, "/v1/sessions", key: TestKeys.app, json: [
+                "user_id": "alice", "data": ["role": "editor", "cart": [] as [Any]], "ip": "203.0.113.9", "user_agent": "Firefox/130",
+                "idle_timeout": 600, "absolute_timeout": 3600,
+            ])
+            #expect(response.status == 201)
+            let json = try response.json()
+            let token = try #require(json["token"] as? String)
+            #expect(token.count == 43)
+            #expect((json["handle"] as? String)?.count == 16)
+            #expect(json["user_id"] as? String == "alice")
+            #expect(json["version"] as? Int == 1)
+            #expect(json["ip"] as? String == "203.0.113.9")
+            #expect(json["user_agent"] as? String == "Firefox/130")
+            let data = try #require(json["data"] as? [String: Any])
+            #expect(data["role"] as? String == "editor")
+            #expect((data["cart"] as? [Any])?.isEmpty == true)
+            let cookie = try #require(json["set_cookie"] as? String)
+            #expect(cookie == "__Host-session=\(token); Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=3600")
+            let created = try #require(json["created_at"] as? String)
+            let idleEnd = try #require(json["idle_expires_at"] as? String)
+            let end = try #require(json["expires_at"] as? String)
+            let parse = { (text: String) throws -> Date in
+                let formatter = ISO8601DateFormatter()
+                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+                return try #require(formatter.date(from: text), "not RFC 3339: \(text)")
+            }
+            #expect(try parse(idleEnd).timeIntervalSince(try parse(created)) == 600)
+            #expect(try parse(end).timeIntervalSince(try parse(created)) == 3600)
+            #expect(response.headers["Cache-Control"].first == "no-store")
+        }
+    }
+
+    @Test func lookupByHeaderAndByCookieSetsIdentityHeaders() async throws {
+        try await Sessiond.with { server in
+            let session = try await server.create(["user_id": "bob", "data": ["n": 1]])
+            let byHeader = try await server.lookup(session.token)
+            #expect(byHeader.status == 200)
+            #expect(byHeader.headers["X-Session-User-Id"].first == "bob")
+            #expect(byHeader.headers["X-Session-Handle"].first == session.handle)
+            #expect(byHeader.headers["ETag"].first == "\"1\"")
+            #expect(try byHeader.json()["token"] == nil, "a lookup never shows the token")
+            let byCookie = try await server.request(.GET, "/v1/session", key: TestKeys.reader,
+                                                    headers: [("Cookie", "theme=dark; __Host-session=\(session.token); lang=en")])
+            #expect(byCookie.status == 200)
+            #expect(try byCookie.json()["handle"] as? String == session.handle)
+            let noTouch = try await server.lookup(session.token, touch: false)
+            #expect(noTouch.status == 200)
+        }
+    }
+
+    @Test func patchMergesDataAndHonoursIfMatch() async throws {
+        try await Sessiond.with { server in
+            let session = try await server.create(["user_id": "carol", "data": ["a": 1, "nested": ["x": 1, "y": 2]]])
+            let patched = try await server.request(.PATCH, "/v1/session", key: TestKeys.app,
+                                                   headers: [("X-Session-Token", session.token), ("If-Match", "\"1\"")],
+                                                   json: ["a": NSNull(), "b": "new", "nested": ["y": NSNull(), "z": 3]])
+            #expect(patched.status == 200)
+            #expect(patched.headers["ETag"].first == "\"2\"")
+            let json = try patched.json()
+            #expect(json["version"] as? Int == 2)
+            let data = try #require(json["data"] as? [String: Any])
+            #expect(data["a"] == nil)
+            #expect(data["b"] as? String == "new")
+            #expect(data["nested"] as? [String: Int] == ["x": 1, "z": 3])
+
+            let stale = try await server.request(.PATCH, "/v1/session", key: TestKeys.app,
+                                                 headers: [("X-Session-Token", session.token), ("If-Match", "\"1\"")],
+                                                 json: ["c": true])
+            #expect(stale.status == 412)
+            #expect(stale.errorCode == "precondition_failed")
+            #expect(stale.headers["ETag"].first == "\"2\"")
+            let lookedUp = try await server.lookup(session.token)
+            #expect((try lookedUp.json()["data"] as? [String: Any])?["c"] == nil, "a failed If-Match changes nothing")
+        }
+    }
+
+    @Test func revokeEndsTheSessionAndClearsTheCookie() async throws {
+        try await Sessiond.with { server in
+            let session = try await server.create(user: "dave")
+            let revoke = try await server.request(.DELETE, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", session.token)])
+            #expect(revoke.status == 200)
+            let json = try revoke.json()
+            #expect(json["revoked"] as? Bool == true)
+            #expect(json["clear_cookie"] as? String == "__Host-session=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
+            #expect(try await server.lookup(session.token).errorCode == "invalid_session")
+            let again = try await server.request(.DELETE, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", session.token)])
+            #expect(try again.json()["revoked"] as? Bool == false)
+            #expect(try await server.list(user: "dave").json()["total"] as? Int == 0)
+        }
+    }
+
+    @Test func rotateReplacesTheTokenAndKeepsUserAndData() async throws {
+        try await Sessiond.with { server in
+            let session = try await server.create(["user_id": "erin", "data": ["k": "v"]])
+            let rotated = try await server.request(.POST, "/v1/session/rotate", key: TestKeys.app, headers: [("X-Session-Token", session.token)])
+            #expect(rotated.status == 200)
+            let json = try rotated.json()
+            let newToken = try #require(json["token"] as? String)
+            let newHandle = try #require(json["handle"] as? String)
+            #expect(newToken != session.token)
+            #expect(newHandle != session.handle)
+            #expect(json["user_id"] as? String == "erin")
+            #expect((json["data"] as? [String: String]) == ["k": "v"])
+            #expect((json["set_cookie"] as? String)?.hasPrefix("__Host-session=\(newToken);") == true)
+            #expect(try await server.lookup(session.token).status == 401)
+            #expect(try await server.lookup(newToken).status == 200)
+            let listed = try await server.list(user: "erin").json()
+            #expect((listed["sessions"] as? [[String: Any]])?.compactMap { $0["handle"] as? String } == [newHandle])
+        }
+    }
+
+    @Test func listIsNewestFirstWithCursorPagesAndTotal() async throws {
+        try await Sessiond.with { server in
+            var handles = [String]()
+            for _ in 0..<5 {
+                handles.append(try await server.create(user: "frank").handle)
+                try await Task.sleep(for: .milliseconds(3))
+            }
+            var seen = [String]()
+            var cursor: String?
+            repeat {
+                let query = "?limit=2" + (cursor.map { "&cursor=\($0)" } ?? "")
+                let page = try await server.list(user: "frank", query: query)
+                #expect(page.status == 200)
+                let json = try page.json()
+                #expect(json["total"] as? Int == 5)
+                #expect(json["user_id"] as? String == "frank")
+                let sessions = try #require(json["sessions"] as? [[String: Any]])
+                #expect(sessions.count <= 2)
+                #expect(sessions.allSatisfy { $0["token"] == nil })
+                seen += sessions.compactMap { $0["handle"] as? String }
+                cursor = json["next_cursor"] as? String
+            } while cursor != nil && seen.count < 10
+            #expect(seen == handles.reversed())
+        }
+    }
+
+    @Test func forceLogoutRevokesAllButTheKeptOne() async throws {
+        try await Sessiond.with { server in
+            var sessions = [Sessiond.CreatedSession]()
+            for _ in 0..<4 { sessions.append(try await server.create(user: "gina")) }
+            let other = try await server.create(user: "gina2")
+            let keep = sessions[2]
+            let response = try await server.request(.DELETE, "/v1/users/gina/sessions?except=\(keep.handle)", key: TestKeys.admin)
+            #expect(response.status == 200)
+            #expect(try response.json()["revoked"] as? Int == 3)
+            for session in sessions {
+                #expect(try await server.lookup(session.token).status == (session.handle == keep.handle ? 200 : 401))
+            }
+            #expect(try await server.lookup(other.token).status == 200, "other users are untouched")
+            let all = try await server.request(.DELETE, "/v1/users/gina/sessions", key: TestKeys.admin)
+            #expect(try all.json()["revoked"] as? Int == 1)
+        }
+    }
+
+    @Test func adminReadsAndRevokesByHandle() async throws {
+        try await Sessiond.with { server in
+            let session = try await server.create(["user_id": "hank", "data": ["x": 1]])
+            let read = try await server.request(.GET, "/v1/sessions/\(session.handle)", key: TestKeys.admin)
+            #expect(read.status == 200)
+            #expect(try read.json()["user_id"] as? String == "hank")
+            #expect(try read.json()["token"] == nil)
+            let revoke = try await server.request(.DELETE, "/v1/sessions/\(session.handle)", key: TestKeys.admin)
+            #expect(revoke.status == 200)
+            #expect(try revoke.json()["revoked"] as? Bool == true)
+            #expect(try await server.lookup(session.token).status == 401)
+            let gone = try await server.request(.GET, "/v1/sessions/\(session.handle)", key: TestKeys.admin)
+            #expect(gone.status == 404)
+            #expect(gone.errorCode == "not_found")
+            let goneDelete = try await server.request(.DELETE, "/v1/sessions/\(session.handle)", key: TestKeys.admin)
+            #expect(goneDelete.status == 404)
+        }
+    }
+
+    @Test func healthAndReadinessNeedNoKey() async throws {
+        try await Sessiond.with { server in
+            #expect(try await server.client.send(.GET, "/healthz").status == 200)
+            #expect(try await server.client.send(.GET, "/readyz").status == 200)
+        }
+    }
+
+    @Test func rolesNest() async throws {
+        try await Sessiond.with { server in
+            let session = try await server.create(user: "ivan")
+            #expect(try await server.request(.GET, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", session.token)]).status == 200)
+            #expect(try await server.request(.GET, "/v1/session", key: TestKeys.admin, headers: [("X-Session-Token", session.token)]).status == 200)
+            #expect(try await server.request(.POST, "/v1/sessions", key: TestKeys.admin, json: ["user_id": "ivan"]).status == 201)
+            let readerCreates = try await server.request(.POST, "/v1/sessions", key: TestKeys.reader, json: ["user_id": "ivan"])
+            #expect(readerCreates.status == 403)
+            #expect(readerCreates.errorCode == "forbidden")
+            let appLists = try await server.request(.GET, "/v1/users/ivan/sessions", key: TestKeys.app)
+            #expect(appLists.status == 403)
+        }
+    }
+
+    @Test func capRevokesTheOldestSessions() async throws {
+        try await Sessiond.with(settings: ["SESSIOND_MAX_SESSIONS_PER_USER": "2"]) { server in
+            let first = try await server.create(user: "judy")
+            let second = try await server.create(user: "judy")
+            let third = try await server.create(user: "judy")
+            #expect(try await server.lookup(first.token).status == 401)
+            #expect(try await server.lookup(second.token).status == 200)
+            #expect(try await server.lookup(third.token).status == 200)
+            #expect(try await server.list(user: "judy").json()["total"] as? Int == 2)
+        }
+    }
+
+    @Test func customCookieNameAndSameSite() async throws {
+        try await Sessiond.with(settings: ["SESSIOND_COOKIE_NAME": "sid", "SESSIOND_COOKIE_SAMESITE": "Strict"]) { server in
+            let session = try await server.create(user: "kim")
+            let cookie = try session.response.json()["set_cookie"] as? String
+            #expect(cookie?.hasPrefix("sid=\(session.token); Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=") == true)
+            let byCookie = try await server.request(.GET, "/v1/session", key: TestKeys.reader, headers: [("Cookie", "sid=\(session.token)")])
+            #expect(byCookie.status == 200)
+        }
+    }
+}
