@@ -181,8 +181,11 @@ import Testing
 
     @Test func healthAndReadinessNeedNoKey() async throws {
         try await Sessiond.with { server in
-            #expect(try await server.client.send(.GET, "/healthz").status == 200)
-            #expect(try await server.client.send(.GET, "/readyz").status == 200)
+            let health = try await server.client.send(.GET, "/healthz")
+            #expect(health.status == 200)
+            #expect(try health.json()["status"] as? String == "ok")
+            let ready = try await server.client.send(.GET, "/readyz")
+            #expect(ready.status == 200)
         }
     }
 
