@@ -11,7 +11,7 @@ struct AuthTests {
     @Test("a server with --requirepass: the right password works, none gives NOAUTH, a wrong one a clear .connectFailed")
     func requirePass() async throws {
         try await RedisServerProcess.withServer(extraArgs: ["--requirepass", Self.password]) { server in
-            let configuration = try RedisConfiguration(url: "redis://:\(Self.encodedPassword)@127.0.0.1:\(server.port)/0")
+            let configuration = try RedisConfiguration(url: "redis://:\(Self.encodedPassword)@127.0.0.1:\(server.port)/0").forTests
             #expect(configuration.password == Self.password)
             #expect(configuration.username == nil)
             try await withRedisClient(configuration) { client async throws in
@@ -22,7 +22,7 @@ struct AuthTests {
             }
 
             // Without a password Redis refuses commands.
-            try await withRedisConnection(server.configuration) { connection in
+            try await withRedisConnection(server.configuration.forTests) { connection in
                 let error = await #expect(throws: RedisClientError.self) {
                     try await connection.send(RedisCommand("GET", "x"))
                 }
@@ -31,7 +31,7 @@ struct AuthTests {
             }
 
             // A wrong password: the connection setup fails with the server's own words.
-            var wrong = server.configuration
+            var wrong = server.configuration.forTests
             wrong.password = "not-the-password"
             let error = await #expect(throws: RedisClientError.self) {
                 try await RedisConnection.connect(configuration: wrong, eventLoop: MultiThreadedEventLoopGroup.singleton.next())
@@ -53,12 +53,12 @@ struct AuthTests {
     @Test("an ACL user from the URL authenticates as that user, and SELECT follows AUTH")
     func aclUser() async throws {
         try await RedisServerProcess.withServer { server in
-            try await withRedisConnection(server.configuration) { admin async throws in
+            try await withRedisConnection(server.configuration.forTests) { admin async throws in
                 #expect(try await admin.send(RedisCommand("ACL", "SETUSER", "alice", "on", ">secretpw", "~*", "+@all")) == .simpleString("OK"))
                 #expect(try await admin.send(RedisCommand("ACL", "SETUSER", "bob", "on", ">bobpw", "~bob:*", "+get", "+set")) == .simpleString("OK"))
             }
 
-            let alice = try RedisConfiguration(url: "redis://alice:secretpw@127.0.0.1:\(server.port)/2")
+            let alice = try RedisConfiguration(url: "redis://alice:secretpw@127.0.0.1:\(server.port)/2").forTests
             #expect(alice.username == "alice")
             #expect(alice.database == 2)
             try await withRedisClient(alice) { client in
@@ -72,7 +72,7 @@ struct AuthTests {
             }
 
             // The user's permissions apply: bob may only touch bob:* keys.
-            let bob = try RedisConfiguration(url: "redis://bob:bobpw@127.0.0.1:\(server.port)")
+            let bob = try RedisConfiguration(url: "redis://bob:bobpw@127.0.0.1:\(server.port)").forTests
             try await withRedisClient(bob) { client async throws in
                 #expect(try await client.send("SET", "bob:1", "b") == .simpleString("OK"))
                 let denied = await #expect(throws: RedisClientError.self) { try await client.send("SET", "alice:1", "b") }
@@ -81,7 +81,7 @@ struct AuthTests {
             }
 
             // A wrong password for the ACL user.
-            let wrong = try RedisConfiguration(url: "redis://alice:nope@127.0.0.1:\(server.port)/0")
+            let wrong = try RedisConfiguration(url: "redis://alice:nope@127.0.0.1:\(server.port)/0").forTests
             let error = await #expect(throws: RedisClientError.self) {
                 try await RedisConnection.connect(configuration: wrong, eventLoop: MultiThreadedEventLoopGroup.singleton.next())
             }

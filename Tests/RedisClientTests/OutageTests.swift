@@ -5,12 +5,15 @@ import Testing
 
 /// Restarts, timeouts and outages, each on its own redis-server. Serialized: the timing bounds
 /// should not compete with each other for the machine's two cores.
+///
+/// Commands that a broken client could leave pending forever run under `withDeadline`, so such a
+/// bug fails the test instead of hanging the run.
 @Suite("Outages", .serialized, .timeLimit(.minutes(2)))
 struct OutageTests {
     @Test("SIGKILL fails in-flight commands with .connectionClosed at once; after restart the same client works")
     func killAndRestart() async throws {
         try await RedisServerProcess.withServer { server in
-            var configuration = server.configuration
+            var configuration = server.configuration.forTests
             configuration.poolSize = 2
             // Far longer than the test waits: in-flight commands must fail because the
             // connection broke, not because they timed out.
@@ -23,46 +26,44 @@ struct OutageTests {
                 _ = try await waitForPool(client, count: 2)
                 #expect(try await client.evaluate(script, keys: [RedisArgument(counter)], arguments: []) == .integer(1))
 
-                let observer = try await RedisConnection.connect(configuration: server.configuration, eventLoop: MultiThreadedEventLoopGroup.singleton.next())
-                defer { observer.close() }
-
-                var killedAt = ContinuousClock.now
-                let outcomes = try await withThrowingTaskGroup(of: (RedisClientError?, ContinuousClock.Instant).self) { group in
-                    // Each connection blocks on its first BLPOP; the others wait behind it in the pipeline.
-                    for i in 0..<20 {
-                        group.addTask {
-                            do {
-                                let reply = try await client.send("BLPOP", RedisArgument("\(listPrefix):\(i)"), 0)
-                                Issue.record("BLPOP #\(i) answered \(reply) although nothing was pushed")
-                                return (nil, .now)
-                            } catch let error as RedisClientError {
-                                return (error, .now)
+                // Each connection blocks on its first BLPOP; the others wait behind it in the pipeline.
+                let inFlight = Task {
+                    await withTaskGroup(of: (CommandOutcome, ContinuousClock.Instant).self) { group in
+                        for i in 0..<20 {
+                            group.addTask {
+                                let result = await outcome { try await client.send("BLPOP", RedisArgument("\(listPrefix):\(i)"), 0) }
+                                return (result, .now)
                             }
                         }
+                        return await group.reduce(into: [(CommandOutcome, ContinuousClock.Instant)]()) { $0.append($1) }
                     }
+                }
+                try await withRedisConnection(server.configuration.forTests) { observer in
                     try await eventually("both pool connections blocked in BLPOP") {
                         let blocked = try await infoField(observer, section: "clients", field: "blocked_clients")
                         guard blocked == "2" else { throw NotYet("blocked_clients=\(blocked ?? "?")") }
                     }
-                    // Give every task time to have written its command.
-                    try await Task.sleep(for: .milliseconds(200))
-                    killedAt = .now
-                    server.kill()
-                    return try await group.reduce(into: [(RedisClientError?, ContinuousClock.Instant)]()) { $0.append($1) }
                 }
+                // Give every task time to have written its command.
+                try await Task.sleep(for: .milliseconds(200))
+                let killedAt = ContinuousClock.now
+                server.kill()
 
+                let outcomes = try #require(
+                    await withDeadline(.seconds(10)) { await inFlight.value },
+                    "in-flight commands still pending 10 s after the server was killed"
+                )
                 #expect(outcomes.count == 20)
-                for (index, (error, failedAt)) in outcomes.enumerated() {
-                    #expect(error?.code == .connectionClosed, "in-flight command \(index): \(String(describing: error))")
-                    #expect(failedAt >= killedAt, "in-flight command \(index) failed before the kill")
+                for (index, (result, failedAt)) in outcomes.enumerated() {
+                    #expect(result.errorCode == .connectionClosed, "in-flight command \(index): \(result)")
+                    #expect(failedAt >= killedAt, "in-flight command \(index) failed before the kill: \(result)")
                     #expect(failedAt - killedAt < .seconds(2), "in-flight command \(index) failed only \(failedAt - killedAt) after the kill")
                 }
 
                 // While the server is down, commands fail (connection gone, not hanging).
-                let whileDown = await #expect(throws: RedisClientError.self) {
-                    try await client.send("PING")
-                }
-                #expect(whileDown?.code == .unavailable || whileDown?.code == .connectionClosed, "\(String(describing: whileDown))")
+                let whileDown = await withDeadline(.seconds(5)) { await outcome { try await client.send("PING") } }
+                #expect(whileDown?.errorCode == .unavailable || whileDown?.errorCode == .connectionClosed,
+                        "\(String(describing: whileDown))")
 
                 try await server.restart()
 
@@ -85,36 +86,31 @@ struct OutageTests {
     @Test("a command stalled by DEBUG SLEEP fails with .timeout within its bound; the client recovers")
     func timeoutWithDebugSleep() async throws {
         try await RedisServerProcess.withServer(extraArgs: ["--enable-debug-command", "local"]) { server in
-            var configuration = server.configuration
+            var configuration = server.configuration.forTests
             configuration.poolSize = 1
             configuration.commandTimeout = .milliseconds(300)
             try await withRedisClient(configuration) { client in
                 try await client.ping()
 
                 let start = ContinuousClock.now
-                async let behind: RedisClientError? = {
-                    // Pipelined behind the stalled command on the same (only) connection.
+                // Pipelined behind the stalled command on the same (only) connection.
+                let behind = Task {
                     try? await Task.sleep(for: .milliseconds(50))
-                    do {
-                        _ = try await client.send("PING")
-                        return nil
-                    } catch let error as RedisClientError {
-                        return error
-                    } catch {
-                        return nil
-                    }
-                }()
-                let error = await #expect(throws: RedisClientError.self) {
-                    try await client.send("DEBUG", "SLEEP", "1")
+                    return await outcome { try await client.send("PING") }
                 }
-                let elapsed = ContinuousClock.now - start
-                #expect(error?.code == .timeout, "\(String(describing: error))")
+                let stalled = await withDeadline(.seconds(5)) {
+                    let result = await outcome { try await client.send("DEBUG", "SLEEP", "1") }
+                    return (result, ContinuousClock.now)
+                }
+                let (result, end) = try #require(stalled, "DEBUG SLEEP 1 still pending after 5 s")
+                let elapsed = end - start
+                #expect(result.errorCode == .timeout, "\(result)")
                 #expect(elapsed >= .milliseconds(280), "timed out too early: \(elapsed)")
                 #expect(elapsed < .milliseconds(900), "timed out too late: \(elapsed)")
 
                 // The command behind it cannot be matched to a reply any more: its connection closed.
-                let behindError = await behind
-                #expect(behindError?.code == .connectionClosed, "\(String(describing: behindError))")
+                let behindResult = await withDeadline(.seconds(5)) { await behind.value }
+                #expect(behindResult?.errorCode == .connectionClosed, "\(String(describing: behindResult))")
 
                 // Usable again once Redis answers, without a new client.
                 try await eventually("PING after the timeout") { try await client.ping() }
@@ -128,21 +124,23 @@ struct OutageTests {
     @Test("a command stalled by CLIENT PAUSE fails with .timeout within its bound; the client recovers")
     func timeoutWithClientPause() async throws {
         try await RedisServerProcess.withServer { server in
-            var configuration = server.configuration
+            var configuration = server.configuration.forTests
             configuration.poolSize = 1
             configuration.commandTimeout = .milliseconds(300)
             try await withRedisClient(configuration) { client in
                 try await client.ping()
-                try await withRedisConnection(server.configuration) { admin async throws in
+                try await withRedisConnection(server.configuration.forTests) { admin async throws in
                     #expect(try await admin.send(RedisCommand("CLIENT", "PAUSE", "1500", "ALL")) == .simpleString("OK"))
                 }
                 let start = ContinuousClock.now
-                let error = await #expect(throws: RedisClientError.self) {
-                    try await client.send("GET", RedisArgument(uniqueKey("paused")))
+                let stalled = await withDeadline(.seconds(5)) {
+                    let result = await outcome { try await client.send("GET", RedisArgument(uniqueKey("paused"))) }
+                    return (result, ContinuousClock.now)
                 }
-                let elapsed = ContinuousClock.now - start
-                #expect(error?.code == .timeout, "\(String(describing: error))")
-                #expect(error?.isUnavailability == true)
+                let (result, end) = try #require(stalled, "GET still pending after 5 s")
+                let elapsed = end - start
+                #expect(result.errorCode == .timeout, "\(result)")
+                if case .failure(let error) = result { #expect(error.isUnavailability) }
                 #expect(elapsed >= .milliseconds(280), "timed out too early: \(elapsed)")
                 #expect(elapsed < .milliseconds(900), "timed out too late: \(elapsed)")
 
@@ -165,22 +163,20 @@ struct OutageTests {
             #expect(await client.waitUntilConnected(timeout: .milliseconds(300)) == false)
 
             let start = ContinuousClock.now
-            let errors = try await withThrowingTaskGroup(of: RedisClientError?.self) { group in
-                for _ in 0..<100 {
-                    group.addTask {
-                        do {
-                            _ = try await client.send("INCR", RedisArgument(key))
-                            return nil
-                        } catch let error as RedisClientError {
-                            return error
+            let results = try #require(
+                await withDeadline(.seconds(5)) {
+                    await withTaskGroup(of: CommandOutcome.self) { group in
+                        for _ in 0..<100 {
+                            group.addTask { await outcome { try await client.send("INCR", RedisArgument(key)) } }
                         }
+                        return await group.reduce(into: [CommandOutcome]()) { $0.append($1) }
                     }
-                }
-                return try await group.reduce(into: [RedisClientError?]()) { $0.append($1) }
-            }
+                },
+                "commands still pending 5 s into the outage: they were queued"
+            )
             let elapsed = ContinuousClock.now - start
-            #expect(errors.count == 100)
-            #expect(errors.allSatisfy { $0?.code == .unavailable }, "\(errors.prefix(3))")
+            #expect(results.count == 100)
+            #expect(results.allSatisfy { $0.errorCode == .unavailable }, "\(results.prefix(3))")
             #expect(elapsed < .milliseconds(500), "100 failing commands took \(elapsed)")
 
             // Redis appears on that port: the client connects by itself, and none of the 100
@@ -199,7 +195,7 @@ struct OutageTests {
     @Test("after a SIGKILL, 100 commands fail with .unavailable at once")
     func killedServer() async throws {
         try await RedisServerProcess.withServer { server in
-            var configuration = server.configuration
+            var configuration = server.configuration.forTests
             configuration.poolSize = 2
             try await withRedisClient(configuration) { client in
                 try await client.ping()
@@ -208,15 +204,16 @@ struct OutageTests {
                     guard !client.isConnected else { throw NotYet("still connected") }
                 }
                 let start = ContinuousClock.now
-                var codes = [RedisClientError.Code?]()
-                for _ in 0..<100 {
-                    do {
-                        _ = try await client.send("PING")
-                        codes.append(nil)
-                    } catch let error as RedisClientError {
-                        codes.append(error.code)
-                    }
-                }
+                let codes = try #require(
+                    await withDeadline(.seconds(5)) {
+                        var codes = [RedisClientError.Code?]()
+                        for _ in 0..<100 {
+                            codes.append(await outcome { try await client.send("PING") }.errorCode)
+                        }
+                        return codes
+                    },
+                    "commands still pending 5 s into the outage: they were queued"
+                )
                 let elapsed = ContinuousClock.now - start
                 #expect(codes.allSatisfy { $0 == .unavailable }, "\(codes.prefix(5))")
                 #expect(elapsed < .milliseconds(500), "100 failing commands took \(elapsed)")

@@ -39,12 +39,12 @@ struct ScriptTests {
         // Own server: SCRIPT FLUSH and CONFIG RESETSTAT would disturb other tests on the shared one.
         try await RedisServerProcess.withServer { server in
             let script = RedisScript(name: "test-incr", source: Self.incrementSource)
-            try await withRedisConnection(server.configuration) { observer in
+            try await withRedisConnection(server.configuration.forTests) { observer in
                 let sha = try #require(try await observer.send(RedisCommand("SCRIPT", "LOAD", RedisArgument(Self.incrementSource))).string)
                 _ = try await observer.send(RedisCommand("SCRIPT", "FLUSH"))
                 _ = try await observer.send(RedisCommand("CONFIG", "RESETSTAT"))
 
-                try await withRedisClient(server.configuration) { client async throws in
+                try await withRedisClient(server.configuration.forTests) { client async throws in
                     let key = uniqueKey("counter")
                     #expect(try await client.evaluate(script, keys: [RedisArgument(key)], arguments: [5]) == .integer(5))
                     #expect(try await observer.send(RedisCommand("SCRIPT", "EXISTS", RedisArgument(sha))) == .array([.integer(1)]))

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import RedisClient
+import Synchronization
 import Testing
 
 /// Where the shared test Redis is, set by `scripts/test`. Never flushed: every test uses its own
@@ -19,7 +20,18 @@ enum SharedRedis {
     }
 
     static func configuration() throws -> RedisConfiguration {
-        try RedisConfiguration(url: url())
+        try RedisConfiguration(url: url()).forTests
+    }
+}
+
+extension RedisConfiguration {
+    /// Generous timeouts for tests that are not about timeouts: the whole suite (and maybe a
+    /// build) shares two cores, and a 1 s default would fail tests for the wrong reason.
+    var forTests: RedisConfiguration {
+        var configuration = self
+        configuration.connectTimeout = .seconds(5)
+        configuration.commandTimeout = .seconds(10)
+        return configuration
     }
 }
 
@@ -115,5 +127,55 @@ extension Duration {
     var milliseconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+}
+
+/// Runs `operation` in an unstructured task and waits at most `timeout` for its result; nil when
+/// the time is up. A command that never completes (a client bug: a promise nobody fails) then
+/// fails the test instead of hanging the whole run; the stuck task is abandoned.
+func withDeadline<T: Sendable>(
+    _ timeout: Duration,
+    _ operation: @escaping @Sendable () async -> T
+) async -> T? {
+    let once = ResumeOnce<T?>()
+    return await withCheckedContinuation { continuation in
+        once.install(continuation)
+        Task { once.resume(with: await operation()) }
+        Task {
+            try? await Task.sleep(for: timeout)
+            once.resume(with: nil)
+        }
+    }
+}
+
+private final class ResumeOnce<T: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<T, Never>?>(nil)
+
+    func install(_ continuation: CheckedContinuation<T, Never>) {
+        self.continuation.withLock { $0 = continuation }
+    }
+
+    func resume(with value: T) {
+        continuation.withLock { $0.take() }?.resume(returning: value)
+    }
+}
+
+/// The outcome of one command: its reply, or the RedisClientError it failed with.
+typealias CommandOutcome = Result<RESPValue, RedisClientError>
+
+func outcome(_ command: () async throws -> RESPValue) async -> CommandOutcome {
+    do {
+        return .success(try await command())
+    } catch let error as RedisClientError {
+        return .failure(error)
+    } catch {
+        return .failure(RedisClientError(.unexpectedReply, "not a RedisClientError: \(error)"))
+    }
+}
+
+extension Result where Failure == RedisClientError {
+    var errorCode: RedisClientError.Code? {
+        if case .failure(let error) = self { return error.code }
+        return nil
     }
 }
