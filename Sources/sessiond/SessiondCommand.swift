@@ -6,7 +6,7 @@ import SessionHTTP
 
 /// `sessiond`: every setting comes from its `SESSIOND_*` environment variable, and each has a
 /// flag of the same name that wins over the environment.
-
+@main
 struct SessiondCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sessiond",
