@@ -8,26 +8,24 @@ import Testing
     /// §5.1: idle (sliding) and absolute timeouts both end a session, the session leaves every
     /// list, and Redis frees every key by TTL.
     @Test func expiryEndsSessionsAndLeavesNoKey() async throws {
-        try await Sessiond.with(settings: ["SESSIOND_IDLE_TIMEOUT": "2", "SESSIOND_ABSOLUTE_TIMEOUT": "4"]) { server in
+        // Idle 4 s, absolute 8 s; every check keeps at least 1.5 s from a boundary, so a loaded
+        // machine does not turn the test into a race.
+        try await Sessiond.with(settings: ["SESSIOND_IDLE_TIMEOUT": "4", "SESSIOND_ABSOLUTE_TIMEOUT": "8"]) { server in
+            let start = ContinuousClock.now
             let idle = try await server.create(user: "exp")
             let kept = try await server.create(user: "exp")
             #expect(try await server.list(user: "exp").json()["total"] as? Int == 2)
-            // Keep `kept` active: touches at 1.2 s and 2.4 s slide its idle end past 2 s.
-            try await Task.sleep(for: .milliseconds(1200))
-            #expect(try await server.lookup(kept.token).status == 200)
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Task.sleep(until: start + .milliseconds(2500))
+            #expect(try await server.lookup(kept.token).status == 200, "touch at 2.5 s slides the idle end to 6.5 s")
+            try await Task.sleep(until: start + .milliseconds(5000))
+            #expect(try await server.lookup(idle.token, touch: false).status == 401, "untouched session ended at 4 s")
             #expect(try await server.lookup(kept.token).status == 200, "sliding idle expiry keeps an active session")
-            #expect(try await server.lookup(idle.token).status == 401, "idle session ended after 2 s")
             #expect(try await server.list(user: "exp").json()["total"] as? Int == 1)
-            // Absolute end at 4 s holds whatever the activity.
-            try await Task.sleep(for: .milliseconds(1200))
-            #expect(try await server.lookup(kept.token).status == 200)
-            try await Task.sleep(for: .milliseconds(900))
-            #expect(try await server.lookup(kept.token).status == 401, "absolute timeout ended the active session")
+            try await Task.sleep(until: start + .milliseconds(8600))
+            #expect(try await server.lookup(kept.token).status == 401, "absolute timeout (8 s) ended the active session")
             let list = try await server.list(user: "exp").json()
             #expect(list["total"] as? Int == 0)
             #expect((list["sessions"] as? [Any])?.isEmpty == true)
-            try await Task.sleep(for: .milliseconds(300))
             #expect(try await server.redisKeys() == [], "Redis freed every key of the user by TTL")
         }
     }
