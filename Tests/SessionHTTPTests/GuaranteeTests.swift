@@ -8,26 +8,40 @@ import Testing
     /// §5.1: idle (sliding) and absolute timeouts both end a session, the session leaves every
     /// list, and Redis frees every key by TTL.
     @Test func expiryEndsSessionsAndLeavesNoKey() async throws {
-        // Idle 4 s, absolute 8 s; every check keeps at least 1.5 s from a boundary, so a loaded
-        // machine does not turn the test into a race.
+        // Idle 4 s, absolute 8 s. Every check is timed from the session's own created_at (the
+        // Redis clock, on this machine) and keeps 1.5 s from a boundary, so a slow create on a
+        // loaded machine does not turn the test into a race.
         try await Sessiond.with(settings: ["SESSIOND_IDLE_TIMEOUT": "4", "SESSIOND_ABSOLUTE_TIMEOUT": "8"]) { server in
-            let start = ContinuousClock.now
-            let idle = try await server.create(user: "exp")
             let kept = try await server.create(user: "exp")
+            let idle = try await server.create(user: "exp")
+            let created = try Self.time(kept, "created_at")
+            #expect(try Self.time(kept, "expires_at").timeIntervalSince(created) == 8)
             #expect(try await server.list(user: "exp").json()["total"] as? Int == 2)
-            try await Task.sleep(until: start + .milliseconds(2500))
-            #expect(try await server.lookup(kept.token).status == 200, "touch at 2.5 s slides the idle end to 6.5 s")
-            try await Task.sleep(until: start + .milliseconds(5000))
-            #expect(try await server.lookup(idle.token, touch: false).status == 401, "untouched session ended at 4 s")
+            try await Self.sleep(until: created + 2.5)
+            #expect(try await server.lookup(kept.token).status == 200, "touch at 2.5 s slides the idle end past 6.5 s")
+            try await Self.sleep(until: try Self.time(idle, "idle_expires_at") + 1)
+            #expect(try await server.lookup(idle.token, touch: false).status == 401, "untouched session ended after 4 s idle")
             #expect(try await server.lookup(kept.token).status == 200, "sliding idle expiry keeps an active session")
             #expect(try await server.list(user: "exp").json()["total"] as? Int == 1)
-            try await Task.sleep(until: start + .milliseconds(8600))
+            try await Self.sleep(until: created + 8.6)
             #expect(try await server.lookup(kept.token).status == 401, "absolute timeout (8 s) ended the active session")
             let list = try await server.list(user: "exp").json()
             #expect(list["total"] as? Int == 0)
             #expect((list["sessions"] as? [Any])?.isEmpty == true)
             #expect(try await server.redisKeys() == [], "Redis freed every key of the user by TTL")
         }
+    }
+
+    static func time(_ session: Sessiond.CreatedSession, _ field: String) throws -> Date {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let text = try #require(try session.response.json()[field] as? String)
+        return try #require(formatter.date(from: text))
+    }
+
+    static func sleep(until date: Date) async throws {
+        let seconds = date.timeIntervalSinceNow
+        if seconds > 0 { try await Task.sleep(for: .milliseconds(Int(seconds * 1000))) }
     }
 
     @Test func idleOnlySessionFreesIndexWithoutAnyRead() async throws {
