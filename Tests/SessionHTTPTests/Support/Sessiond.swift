@@ -67,7 +67,11 @@ struct Sessiond: Sendable {
             "SESSIOND_API_KEYS": TestKeys.all, "SESSIOND_KEY_PREFIX": keyPrefix,
         ]
         values.merge(settings) { _, new in new }
-        let configuration = try ServiceConfiguration(values: values)
+        var configuration = try ServiceConfiguration(values: values)
+        // The whole suite runs in parallel on a small machine and shares one Redis: a command
+        // can wait longer than production's 1 s there. Outages still answer fast, because a
+        // dead server closes the connections (the outage test checks that bound).
+        configuration.redis.commandTimeout = .seconds(10)
         let capture = logs ?? LogCapture()
         let logger = Logger(label: "sessiond-test") { label in
             JSONLogHandler(label: label, level: .trace, output: capture.output)
@@ -163,7 +167,9 @@ struct Sessiond: Sendable {
 
 /// Runs `body` with a connected RedisClient, for looking at what sessiond stored.
 func withRedis<T: Sendable>(url: String, _ body: @Sendable (RedisClient) async throws -> T) async throws -> T {
-    let client = RedisClient(configuration: try RedisConfiguration(url: url))
+    var configuration = try RedisConfiguration(url: url)
+    configuration.commandTimeout = .seconds(10)
+    let client = RedisClient(configuration: configuration)
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await client.run() }
         defer { group.cancelAll() }
