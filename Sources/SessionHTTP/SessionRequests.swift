@@ -61,6 +61,11 @@ enum SessionRequests {
         guard length >= 1, length <= maxUserIDLength, !hasControlCharacters(text) else {
             throw APIError.invalidRequest("\(field) must be 1 to \(maxUserIDLength) characters without control characters")
         }
+        // HTTP strips a header value's outer white space, so "alice " would reach proxies as
+        // X-Session-User-Id: alice; such ids are refused rather than silently changed.
+        guard let first = text.unicodeScalars.first, let last = text.unicodeScalars.last,
+              !first.properties.isWhitespace, !last.properties.isWhitespace
+        else { throw APIError.invalidRequest("\(field) must not begin or end with white space") }
         return text
     }
 

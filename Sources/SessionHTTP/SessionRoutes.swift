@@ -217,10 +217,13 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         if candidate == "*" { return nil }
         let isWeak = candidate.hasPrefix("W/")
         let tag = isWeak ? candidate.dropFirst(2) : candidate
-        guard tag.count >= 3, tag.first == "\"", tag.last == "\"", let version = Int(tag.dropFirst().dropLast()), version >= 0 else {
+        let digits = tag.dropFirst().dropLast()
+        guard tag.count >= 3, tag.first == "\"", tag.last == "\"", digits.utf8.allSatisfy({ (48...57).contains($0) }) else {
             throw APIError.invalidRequest("If-Match must be one quoted version such as \"3\"")
         }
-        return isWeak ? -1 : version
+        // A version too large to be real, like a weak tag, simply matches nothing: 412.
+        guard !isWeak, let version = Int(digits) else { return -1 }
+        return version
     }
 
     private func readBody(_ request: Request) async throws -> [UInt8] {

@@ -96,13 +96,13 @@ return {record, revoked}
 
     static let lookup = #"""
 -- Read a session; with ARGV[2] == '1', slide its idle expiry, but only when that moves it by
--- a meaningful step (a tenth of the idle timeout, 1 s to 60 s), so most lookups only read.
+-- a meaningful step (a tenth of the idle timeout, at most 60 s), so most lookups only read.
 -- KEYS[1] session key. Returns the record, or nil.
 local record = redis.call('GET', KEYS[1])
 if not record or ARGV[2] ~= '1' then return record end
 local version, created, last_seen, idle, absolute = struct.unpack(HEADER, record)
 local now = now_ms()
-local step = math.max(1000, math.min(60000, idle * 100))
+local step = math.min(60000, idle * 100)
 local expires = expiry_of(created, now, idle, absolute)
 if now - last_seen < step or expires <= expiry_of(created, last_seen, idle, absolute) then
   return record

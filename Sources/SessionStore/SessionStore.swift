@@ -140,10 +140,10 @@ public final class SessionStore: Sendable {
     }
 
     /// The lookup script's rule: slide when the last touch is a tenth of the idle timeout old
-    /// (1 s to 60 s) and sliding would move the end. Unknown Redis time: ask the script.
+    /// (at most 60 s) and sliding would move the end. Unknown Redis time: ask the script.
     private func dueForTouch(_ session: Session) -> Bool {
         guard let now = clock.now() else { return true }
-        let step = max(1000, min(60000, Int64(session.idleTimeout) * 100))
+        let step = min(60000, Int64(session.idleTimeout) * 100)
         let slidEnd = min(now + Int64(session.idleTimeout) * 1000, session.expiresAt)
         return now - session.lastSeenAt >= step && slidEnd > session.endsAt
     }
@@ -169,7 +169,12 @@ public final class SessionStore: Sendable {
         guard var current = try await session(handle: handle) else { return .noSession }
         for _ in 0..<patchAttempts {
             if let ifMatch, ifMatch != current.version { return .versionMismatch(current: current.version) }
-            let existing = current.data.isEmpty ? JSONValue.object([:]) : try JSONValue.parse(current.data)
+            let existing: JSONValue
+            do {
+                existing = current.data.isEmpty ? .object([:]) : try JSONValue.parse(current.data)
+            } catch {
+                throw SessionStoreError.corruptRecord(handle)
+            }
             let merged = existing.merged(with: patch)
             var data = merged.serialized()
             if data == Array("{}".utf8) { data = [] }

@@ -28,6 +28,8 @@ import Testing
         Case(name: "user_id empty", method: .POST, path: "/v1/sessions", body: Array(#"{"user_id":""}"#.utf8), status: 400, code: "invalid_request"),
         Case(name: "user_id 257 chars", method: .POST, path: "/v1/sessions", body: Array("{\"user_id\":\"\(String(repeating: "é", count: 257))\"}".utf8), status: 400, code: "invalid_request"),
         Case(name: "user_id with control character", method: .POST, path: "/v1/sessions", body: Array(#"{"user_id":"a\u0007b"}"#.utf8), status: 400, code: "invalid_request"),
+        Case(name: "user_id with trailing space", method: .POST, path: "/v1/sessions", body: Array(#"{"user_id":"alice "}"#.utf8), status: 400, code: "invalid_request"),
+        Case(name: "If-Match version overflowing", method: .PATCH, path: "/v1/session", headers: [("X-Session-Token", validToken), ("If-Match", "\"99999999999999999999999\"")], body: Array("{}".utf8), status: 401, code: "invalid_session"),
         Case(name: "user_id with newline", method: .POST, path: "/v1/sessions", body: Array(#"{"user_id":"a\nb"}"#.utf8), status: 400, code: "invalid_request"),
         Case(name: "unknown field", method: .POST, path: "/v1/sessions", body: Array(#"{"user_id":"u","admin":true}"#.utf8), status: 400, code: "invalid_request"),
         Case(name: "data not an object", method: .POST, path: "/v1/sessions", body: Array(#"{"user_id":"u","data":[1]}"#.utf8), status: 400, code: "invalid_request"),

@@ -76,6 +76,11 @@ import Testing
             #expect(stale.status == 412)
             #expect(stale.errorCode == "precondition_failed")
             #expect(stale.headers["ETag"].first == "\"2\"")
+            for tag in ["W/\"2\"", "\"99999999999999999999999\""] {
+                let mismatch = try await server.request(.PATCH, "/v1/session", key: TestKeys.app,
+                                                        headers: [("X-Session-Token", session.token), ("If-Match", tag)], json: ["c": true])
+                #expect(mismatch.status == 412, "If-Match \(tag) matches no version")
+            }
             let lookedUp = try await server.lookup(session.token)
             #expect((try lookedUp.json()["data"] as? [String: Any])?["c"] == nil, "a failed If-Match changes nothing")
         }
