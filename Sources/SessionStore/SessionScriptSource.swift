@@ -186,11 +186,14 @@ return {int(bound), revoked, #removed == chunk and 1 or 0}
 """#
 
     static let list = #"""
--- One page of a user's live sessions, newest first, pruning expired index entries on the way
--- so `total` is exact. Order: created desc, then handle desc (ZRANGE ... REV).
+-- One page of a user's live sessions, newest first, after pruning expired index entries so
+-- `total` is exact. Order: created desc, then handle desc (ZRANGE ... REV).
 -- KEYS[1] user index; ARGV[2] limit, ARGV[3] cursor score ('' for the first page),
 -- ARGV[4] cursor handle.
 -- Returns {total, more (0/1), handle1, record1, handle2, record2, ...}.
+local limit = tonumber(ARGV[2])
+local cursor_score, cursor_handle = tonumber(ARGV[3]), ARGV[4]
+
 -- Byte order, as ZRANGE sorts members; Lua's `<` on strings follows the server's locale.
 local function bytes_before(a, b)
   for i = 1, math.min(#a, #b) do
@@ -200,33 +203,49 @@ local function bytes_before(a, b)
   return #a < #b
 end
 
-local limit = tonumber(ARGV[2])
-local cursor_score, cursor_handle = tonumber(ARGV[3]), ARGV[4]
-local started = cursor_score == nil
-local entries = redis.call('ZRANGE', KEYS[1], '+inf', '-inf', 'BYSCORE', 'REV', 'WITHSCORES')
-local total, more, page, dead = 0, 0, {}, {}
-for i = 1, #entries, 2 do
-  local handle, score = entries[i], tonumber(entries[i + 1])
-  if not started and (score < cursor_score or (score == cursor_score and bytes_before(handle, cursor_handle))) then
-    started = true
-  end
-  if started and #page < 2 * limit then
-    local record = redis.call('GET', PREFIX .. handle)
-    if record then
-      total = total + 1
-      page[#page + 1] = handle
-      page[#page + 1] = record
-    else
-      dead[#dead + 1] = handle
+-- Prune: one multi-key EXISTS per batch counts the live sessions; only a batch with dead
+-- entries is checked key by key. Most batches have none, so this stays cheap for big users.
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+local dead = {}
+local batch = 500
+for first = 1, #members, batch do
+  local last = math.min(first + batch - 1, #members)
+  local keys = {}
+  for i = first, last do keys[#keys + 1] = PREFIX .. members[i] end
+  if redis.call('EXISTS', unpack(keys)) < #keys then
+    for i = first, last do
+      if redis.call('EXISTS', keys[i - first + 1]) == 0 then dead[#dead + 1] = members[i] end
     end
-  elseif redis.call('EXISTS', PREFIX .. handle) == 1 then
-    total = total + 1
-    if started then more = 1 end
-  else
-    dead[#dead + 1] = handle
   end
 end
 remove_members(KEYS[1], dead)
+local total = #members - #dead
+
+-- The page: entries after the cursor, read from the index in order, `limit` + 1 at a time
+-- so `more` is known without a second pass.
+local page, taken, more = {}, 0, 0
+local upper = cursor_score and int(cursor_score) or '+inf'
+local offset = 0
+while true do
+  local entries = redis.call('ZRANGE', KEYS[1], upper, '-inf', 'BYSCORE', 'REV', 'WITHSCORES', 'LIMIT', offset, limit + 1)
+  if #entries == 0 then break end
+  for i = 1, #entries, 2 do
+    local handle, score = entries[i], tonumber(entries[i + 1])
+    if not cursor_score or score < cursor_score or bytes_before(handle, cursor_handle) then
+      if taken == limit then more = 1 break end
+      local record = redis.call('GET', PREFIX .. handle)
+      if record then
+        taken = taken + 1
+        page[#page + 1] = handle
+        page[#page + 1] = record
+      else
+        total = total - 1
+      end
+    end
+  end
+  if more == 1 or #entries < 2 * (limit + 1) then break end
+  offset = offset + limit + 1
+end
 local reply = {total, more}
 for _, value in ipairs(page) do reply[#reply + 1] = value end
 return reply
