@@ -166,6 +166,8 @@ How each figure is taken:
 - *force-logout*: `curl -w %{{time_total}}` of `DELETE /v1/users/<user>/sessions`, sent 0.5 s into a
   2 s `wrk` lookup load of other users' sessions, whose p99 is the second figure.
 - *page*: `curl -w %{{time_total}}` of `GET /v1/users/<user>/sessions?limit=100` (new connection each call).
+- sessiond runs with `SESSIOND_LOG_LEVEL=warning`, so no per-request log line is written; at the
+  default `info` the request log costs about a quarter of lookup throughput (see the issue notes).
 
 {table}
 """)
