@@ -19,12 +19,9 @@ COPY Sources ./Sources
 COPY Tests ./Tests
 RUN swift build -c release --product sessiond --static-swift-stdlib
 
-# Stage the binary together with any SwiftPM resource bundles (e.g. the Redis
-# scripts of SessionStore), which Bundle.module looks up next to the executable.
+# The binary is all there is to ship: the Lua scripts are compiled into it.
 WORKDIR /staging
-RUN bin_path="$(swift build --package-path /build -c release --show-bin-path)" \
-    && cp "$bin_path/sessiond" ./ \
-    && find -L "$bin_path/" -mindepth 1 -maxdepth 1 -name '*.resources' -exec cp -Ra {} ./ \;
+RUN cp "$(swift build --package-path /build -c release --show-bin-path)/sessiond" ./
 
 # ---- runtime ----------------------------------------------------------------
 FROM debian:bookworm-slim
