@@ -87,13 +87,16 @@ public struct JSONLineOutput: Sendable {
     /// Standard output, buffered: a write(2) per request line costs as much as a third of a
     /// lookup, so lines are gathered and written every 50 ms, or at once past 64 KiB. A crash
     /// loses at most the last 50 ms of lines.
-    public static let standardOutput: JSONLineOutput = {
-        let buffer = BufferedStandardOutput()
-        return JSONLineOutput { line in buffer.append(line) }
-    }()
+    public static let standardOutput = JSONLineOutput { line in BufferedStandardOutput.shared.append(line) }
+
+    /// Writes out what standard output still holds; called on a clean stop so it loses nothing.
+    public static func flushStandardOutput() {
+        BufferedStandardOutput.shared.flush()
+    }
 }
 
 private final class BufferedStandardOutput: Sendable {
+    static let shared = BufferedStandardOutput()
     private let pending = NIOLockedValueBox(ByteBuffer())
     private static let flushThreshold = 64 * 1024
 
@@ -117,7 +120,7 @@ private final class BufferedStandardOutput: Sendable {
         if full { flush() }
     }
 
-    private func flush() {
+    func flush() {
         let chunk = pending.withLockedValue { buffer -> ByteBuffer? in
             guard buffer.readableBytes > 0 else { return nil }
             defer { buffer.clear() }

@@ -53,6 +53,7 @@ struct SessiondCommand: AsyncParsableCommand {
             "address": .string("\(configuration.host):\(configuration.port)"),
             "redis": .string("\(configuration.redis.host):\(configuration.redis.port)/\(configuration.redis.database)"),
         ])
+        defer { JSONLineOutput.flushStandardOutput() }
         try await buildApplication(configuration: configuration, logger: logger).runService()
     }
 }
