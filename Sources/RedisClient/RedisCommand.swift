@@ -9,9 +9,6 @@ public struct RedisCommand: Sendable {
     public init(_ name: String, _ arguments: RedisArgument...) {
         self.init(name, arguments)
     }
-
-    /// The command name, for logs: arguments may hold secrets and are never logged.
-    public var name: String { String(decoding: arguments.first ?? [], as: UTF8.self) }
 }
 
 /// An argument of a command: text, bytes or a number, sent as a bulk string.

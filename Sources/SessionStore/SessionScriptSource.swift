@@ -50,12 +50,22 @@ local function remove_members(index, members)
   end
 end
 
--- Drops index entries whose session key has expired; returns how many remain.
+-- Drops index entries whose session key has expired; returns how many remain. One multi-key
+-- EXISTS per batch counts the live sessions; only a batch with dead entries is checked key by
+-- key. Most batches have none, so this stays cheap for big users.
 local function prune(index)
   local members = redis.call('ZRANGE', index, 0, -1)
   local dead = {}
-  for _, handle in ipairs(members) do
-    if redis.call('EXISTS', PREFIX .. handle) == 0 then dead[#dead + 1] = handle end
+  local batch = 500
+  for first = 1, #members, batch do
+    local last = math.min(first + batch - 1, #members)
+    local keys = {}
+    for i = first, last do keys[#keys + 1] = PREFIX .. members[i] end
+    if redis.call('EXISTS', unpack(keys)) < #keys then
+      for i = first, last do
+        if redis.call('EXISTS', keys[i - first + 1]) == 0 then dead[#dead + 1] = members[i] end
+      end
+    end
   end
   remove_members(index, dead)
   return #members - #dead
@@ -203,23 +213,7 @@ local function bytes_before(a, b)
   return #a < #b
 end
 
--- Prune: one multi-key EXISTS per batch counts the live sessions; only a batch with dead
--- entries is checked key by key. Most batches have none, so this stays cheap for big users.
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-local dead = {}
-local batch = 500
-for first = 1, #members, batch do
-  local last = math.min(first + batch - 1, #members)
-  local keys = {}
-  for i = first, last do keys[#keys + 1] = PREFIX .. members[i] end
-  if redis.call('EXISTS', unpack(keys)) < #keys then
-    for i = first, last do
-      if redis.call('EXISTS', keys[i - first + 1]) == 0 then dead[#dead + 1] = members[i] end
-    end
-  end
-end
-remove_members(KEYS[1], dead)
-local total = #members - #dead
+local total = prune(KEYS[1])
 
 -- The page: entries after the cursor, read from the index in order, `limit` + 1 at a time
 -- so `more` is known without a second pass.
