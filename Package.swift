@@ -69,6 +69,7 @@ let package = Package(
             name: "sessiond",
             dependencies: [
                 "SessionHTTP",
+                "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

@@ -4,24 +4,42 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
-/// A pool of pipelined connections to one Redis, kept alive by `run()` (a swift-service-lifecycle
-/// `Service`). While no connection is up, commands fail at once with `.unavailable` instead of
-/// queueing: callers get a fast, explicit answer during an outage.
-public final class RedisClient: Service, Sendable {
+/// A pool of pipelined connections to one Redis server, kept alive by `run()` (a
+/// swift-service-lifecycle `Service`). While no connection is up, commands fail at once with
+/// `.unavailable` instead of queueing: callers get a fast, explicit answer during an outage.
+///
+/// The server is the configured host and port, or, with a `resolver`, whatever address it names
+/// at each connect (Sentinel: the current master). With `requireMaster`, a connection whose server
+/// says `ROLE` is not master is dropped, so a demoted master is left within one role check.
+public final class RedisClient: RedisDeployment, Sendable {
+    public typealias AddressResolver = @Sendable () async throws -> (host: String, port: Int)
+
     public let configuration: RedisConfiguration
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
+    private let resolver: AddressResolver?
+    private let requireMaster: Bool
     private let slots: [PoolSlot]
     private let nextSlot = Atomic<Int>(0)
+    /// Replicas the server reported connected at the last role check; writes that must survive a
+    /// failover wait for one of them (`WAIT`) only when there is one.
+    private let connectedReplicas = Atomic<Int>(0)
+    private let everConnected = Atomic<Bool>(false)
+    /// How often `ROLE` is asked, for the replica count and, with `requireMaster`, the role.
+    static let roleCheckInterval = Duration.seconds(1)
 
     public init(
         configuration: RedisConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "sessiond.redis")
+        logger: Logger = Logger(label: "sessiond.redis"),
+        resolver: AddressResolver? = nil,
+        requireMaster: Bool = false
     ) {
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
+        self.resolver = resolver
+        self.requireMaster = requireMaster
         self.slots = (0..<configuration.resolvedPoolSize).map { _ in PoolSlot() }
     }
 
@@ -32,6 +50,7 @@ public final class RedisClient: Service, Sendable {
                 for index in self.slots.indices {
                     group.addTask { await self.maintainConnection(slot: index) }
                 }
+                group.addTask { await self.checkRoles() }
             }
         }
     }
@@ -42,8 +61,9 @@ public final class RedisClient: Service, Sendable {
         var failures = 0
         while !Task.isCancelled {
             do {
-                let connection = try await RedisConnection.connect(configuration: configuration, eventLoop: eventLoop)
+                let connection = try await connect(on: eventLoop)
                 slots[index].connection.withLock { $0 = connection }
+                everConnected.store(true, ordering: .relaxed)
                 if failures > 0 {
                     logger.info("redis connection restored", metadata: ["slot": "\(index)", "failed_attempts": "\(failures)"])
                 }
@@ -70,6 +90,50 @@ public final class RedisClient: Service, Sendable {
         }
     }
 
+    private func connect(on eventLoop: any EventLoop) async throws -> RedisConnection {
+        var target = configuration
+        if let resolver {
+            (target.host, target.port) = try await resolver()
+        }
+        let connection = try await RedisConnection.connect(configuration: target, eventLoop: eventLoop)
+        do {
+            let role = try await RedisRole(reply: connection.send(RedisCommand("ROLE")))
+            if requireMaster && !role.isMaster {
+                throw RedisClientError(.connectFailed, "Redis at \(target.host):\(target.port) is a \(role.name), not a master")
+            }
+            connectedReplicas.store(role.connectedReplicas, ordering: .relaxed)
+        } catch let error as RedisClientError where error.code == .commandError && !requireMaster {
+            // A server that refuses ROLE (an ACL without it) still serves; it is taken to have no replicas.
+            logger.debug("ROLE refused", metadata: ["error": "\(error.message)"])
+        } catch {
+            connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    /// Every `roleCheckInterval`: learn how many replicas are connected, and drop every
+    /// connection when a server that must be a master is not one any more (a failover demoted it).
+    private func checkRoles() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: Self.roleCheckInterval)
+            guard let connection = liveConnection() else { continue }
+            guard let role = try? await RedisRole(reply: connection.send(RedisCommand("ROLE"))) else { continue }
+            connectedReplicas.store(role.isMaster ? role.connectedReplicas : 0, ordering: .relaxed)
+            if requireMaster && !role.isMaster {
+                logger.warning("redis server is no longer a master; reconnecting", metadata: ["role": "\(role.name)"])
+                closeAll()
+            }
+        }
+    }
+
+    /// Closes every pooled connection; each one's maintenance task connects again.
+    public func closeAll() {
+        for slot in slots {
+            slot.connection.withLock { $0 }?.close()
+        }
+    }
+
     /// A live connection, starting from a rotating slot so load spreads over the pool.
     private func liveConnection() -> RedisConnection? {
         let start = nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue
@@ -82,8 +146,21 @@ public final class RedisClient: Service, Sendable {
         return nil
     }
 
+    private func requireConnection() throws -> RedisConnection {
+        guard let connection = liveConnection() else {
+            throw RedisClientError(.unavailable, "Redis at \(configuration.host):\(configuration.port) is unavailable")
+        }
+        return connection
+    }
+
     /// True when at least one pooled connection is up.
     public var isConnected: Bool { liveConnection() != nil }
+
+    /// The server a live connection is to: with a resolver (Sentinel), the current master.
+    public var connectedAddress: RedisNodeAddress? { liveConnection()?.address }
+
+    /// Replicas connected to this server at the last role check.
+    public var replicaCount: Int { connectedReplicas.load(ordering: .relaxed) }
 
     /// Waits (polling) until a connection is up; false when `timeout` passes first.
     public func waitUntilConnected(timeout: Duration) async -> Bool {
@@ -95,20 +172,48 @@ public final class RedisClient: Service, Sendable {
         return isConnected
     }
 
+    /// Like `waitUntilConnected`, but returns at once once the pool has ever been connected: a
+    /// pool that was up and is down now is an outage, to be answered fast, not waited for.
+    public func waitForFirstConnection(timeout: Duration) async {
+        if everConnected.load(ordering: .relaxed) { return }
+        _ = await waitUntilConnected(timeout: timeout)
+    }
+
     /// Sends a command on a pooled connection. Error replies throw `.commandError`.
     public func send(_ command: RedisCommand) async throws -> RESPValue {
-        guard let connection = liveConnection() else {
-            throw RedisClientError(.unavailable, "Redis at \(configuration.host):\(configuration.port) is unavailable")
-        }
-        return try await connection.send(command)
+        try await requireConnection().send(command)
     }
 
     public func send(_ name: String, _ arguments: RedisArgument...) async throws -> RESPValue {
         try await send(RedisCommand(name, arguments))
     }
 
-    /// Runs a script with EVALSHA, loading it first when this client or Redis does not know it.
+    /// `RedisDeployment`: one server holds every key.
+    public func send(_ command: RedisCommand, routingKey: RedisArgument) async throws -> RESPValue {
+        try await send(command)
+    }
+
+    /// Sends `command` right after `ASKING` on the same connection (a cluster's `ASK` redirect).
+    public func sendAsking(_ command: RedisCommand) async throws -> RESPValue {
+        let replies = try await requireConnection().sendPipeline([RedisCommand("ASKING"), command])
+        return try Self.checked(replies[1])
+    }
+
+    public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool) async throws -> RESPValue {
+        try await evaluate(script, keys: keys, arguments: arguments, replicated: replicated, asking: false)
+    }
+
     public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument]) async throws -> RESPValue {
+        try await evaluate(script, keys: keys, arguments: arguments, replicated: false, asking: false)
+    }
+
+    /// Runs a script with EVALSHA, loading it first when this client or Redis does not know it.
+    /// `replicated`: the script's writes must reach a replica before it counts as done (`WAIT`
+    /// right after it on the same connection), when the server has replicas.
+    /// `asking`: preceded by `ASKING` (a cluster's `ASK` redirect).
+    public func evaluate(
+        _ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool, asking: Bool
+    ) async throws -> RESPValue {
         let sha: String
         if let known = script.sha {
             sha = known
@@ -116,11 +221,41 @@ public final class RedisClient: Service, Sendable {
             sha = try await load(script)
         }
         do {
-            return try await send(Self.evalsha(sha, keys: keys, arguments: arguments))
+            return try await runScript(sha, keys: keys, arguments: arguments, replicated: replicated, asking: asking)
         } catch let error as RedisClientError where error.code == .commandError && error.message.hasPrefix("NOSCRIPT") {
             let reloaded = try await load(script)
-            return try await send(Self.evalsha(reloaded, keys: keys, arguments: arguments))
+            return try await runScript(reloaded, keys: keys, arguments: arguments, replicated: replicated, asking: asking)
         }
+    }
+
+    private func runScript(
+        _ sha: String, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool, asking: Bool
+    ) async throws -> RESPValue {
+        var commands = [RedisCommand]()
+        if asking { commands.append(RedisCommand("ASKING")) }
+        commands.append(RedisCommand("EVALSHA", [RedisArgument(sha), RedisArgument(keys.count)] + keys + arguments))
+        let waitForReplica = replicated && replicaCount > 0
+        if waitForReplica {
+            commands.append(RedisCommand("WAIT", "1", RedisArgument(configuration.replicationTimeoutMilliseconds)))
+        }
+        let replies = try await requireConnection().sendPipeline(commands)
+        let result = try Self.checked(replies[asking ? 1 : 0])
+        if waitForReplica {
+            guard let acknowledged = replies[replies.count - 1].integer, acknowledged >= 1 else {
+                throw RedisClientError(
+                    .notReplicated,
+                    "no replica acknowledged the write within \(configuration.replicationTimeoutMilliseconds) ms"
+                )
+            }
+        }
+        return result
+    }
+
+    private static func checked(_ reply: RESPValue) throws -> RESPValue {
+        if case .error(let message) = reply {
+            throw RedisClientError(.commandError, message)
+        }
+        return reply
     }
 
     private func load(_ script: RedisScript) async throws -> String {
@@ -132,10 +267,6 @@ public final class RedisClient: Service, Sendable {
         return sha
     }
 
-    private static func evalsha(_ sha: String, keys: [RedisArgument], arguments: [RedisArgument]) -> RedisCommand {
-        RedisCommand("EVALSHA", [RedisArgument(sha), RedisArgument(keys.count)] + keys + arguments)
-    }
-
     /// PING, for readiness checks.
     public func ping() async throws {
         let reply = try await send("PING")
@@ -143,6 +274,8 @@ public final class RedisClient: Service, Sendable {
             throw RedisClientError(.unexpectedReply, "PING returned \(reply)")
         }
     }
+
+    public var description: String { "single Redis at \(configuration.host):\(configuration.port)" }
 }
 
 /// One place in the pool: the connection its maintenance task keeps up, or nil while down.

@@ -18,6 +18,9 @@ public struct RedisClientError: Error, Sendable, Equatable, CustomStringConverti
         case invalidConfiguration
         /// A reply had a different shape than the caller expected.
         case unexpectedReply
+        /// A write was applied on the master but no replica acknowledged it in time (`WAIT`), so
+        /// a failover could still lose it.
+        case notReplicated
     }
 
     public let code: Code

@@ -12,6 +12,9 @@ public struct RedisConfiguration: Sendable {
     public var poolSize: Int?
     public var connectTimeout: TimeAmount
     public var commandTimeout: TimeAmount
+    /// How long a write that must survive a failover waits for a replica's acknowledgement
+    /// (`WAIT`). Kept well under `commandTimeout`: the wait holds up the connection's pipeline.
+    public var replicationTimeout: TimeAmount
     /// Reconnect backoff: doubles from `initial` up to `maximum`, with full jitter.
     public var reconnectBackoffInitial: TimeAmount
     public var reconnectBackoffMaximum: TimeAmount
@@ -25,6 +28,7 @@ public struct RedisConfiguration: Sendable {
         poolSize: Int? = nil,
         connectTimeout: TimeAmount = .milliseconds(1000),
         commandTimeout: TimeAmount = .milliseconds(1000),
+        replicationTimeout: TimeAmount = .milliseconds(250),
         reconnectBackoffInitial: TimeAmount = .milliseconds(25),
         reconnectBackoffMaximum: TimeAmount = .milliseconds(1000)
     ) {
@@ -36,6 +40,7 @@ public struct RedisConfiguration: Sendable {
         self.poolSize = poolSize
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
+        self.replicationTimeout = replicationTimeout
         self.reconnectBackoffInitial = reconnectBackoffInitial
         self.reconnectBackoffMaximum = reconnectBackoffMaximum
     }
@@ -101,6 +106,8 @@ public struct RedisConfiguration: Sendable {
         }
         return String(decoding: bytes, as: UTF8.self)
     }
+
+    var replicationTimeoutMilliseconds: Int { Int(replicationTimeout.nanoseconds / 1_000_000) }
 
     var resolvedPoolSize: Int { max(1, poolSize ?? System.coreCount) }
 }

@@ -5,9 +5,12 @@ import NIOPosix
 /// handed to the channel's event loop, which owns the FIFO of pending replies.
 public final class RedisConnection: Sendable {
     let channel: any Channel
+    /// The server this connection is to.
+    public let address: RedisNodeAddress
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, address: RedisNodeAddress) {
         self.channel = channel
+        self.address = address
     }
 
     /// Connects, authenticates and selects the database, all within `connectTimeout`.
@@ -31,7 +34,7 @@ public final class RedisConnection: Sendable {
         } catch {
             throw RedisClientError(.connectFailed, "cannot connect to Redis at \(configuration.host):\(configuration.port): \(error)")
         }
-        let connection = RedisConnection(channel: channel)
+        let connection = RedisConnection(channel: channel, address: RedisNodeAddress(host: configuration.host, port: configuration.port))
         do {
             try await connection.handshake(configuration)
         } catch {
@@ -70,6 +73,16 @@ public final class RedisConnection: Sendable {
             throw RedisClientError(.commandError, message)
         }
         return reply
+    }
+
+    /// Sends `commands` back to back on this connection (so nothing else runs between them, as
+    /// `ASKING` and `WAIT` need) and returns their raw replies, error replies included.
+    public func sendPipeline(_ commands: [RedisCommand]) async throws -> [RESPValue] {
+        let futures = commands.map { sendRaw($0) }
+        var replies = [RESPValue]()
+        replies.reserveCapacity(futures.count)
+        for future in futures { replies.append(try await future.get()) }
+        return replies
     }
 
     /// Writes a command and returns the future of its raw reply (error replies included).

@@ -1,24 +1,41 @@
-/// Public identifier of a session: BLAKE2b (`crypto_generichash`) of the token bytes, truncated
-/// to 96 bits and written as 16 base64url characters. 96 bits keep every Redis key and index entry
-/// short (see docs/redis-layout.md) while a random collision among a billion sessions stays below
-/// 1 in 10^10, and the hash is one-way, so a handle never yields its token.
+/// Public identifier of a session: 12 bytes written as 16 base64url characters. The first 18 bits
+/// are the token's routing tag and two zero bits, so the first 3 characters are exactly the tag's
+/// text; the other 78 bits are BLAKE2b (`crypto_generichash`) of the token. The hash is one-way,
+/// so a handle never yields its token; within one tag (one user's slot) a random collision among
+/// a billion sessions stays below 1 in 10^5, and create refuses a handle that exists (`NX`).
 public struct SessionHandle: Hashable, Sendable, CustomStringConvertible {
     public static let byteCount = 12
     public static let encodedLength = Base64URL.encodedLength(byteCount: byteCount)
     private static let digestLength = 16
 
+    /// The whole handle, as clients and logs see it.
     public let encoded: String
 
-    init(deriving tokenBytes: [UInt8]) {
+    init(deriving tokenBytes: [UInt8], tag: RoutingTag) {
         let digest = tokenBytes.withUnsafeBytes { Sodium.genericHash($0, outputLength: Self.digestLength) }
-        self.encoded = Base64URL.encode(digest.prefix(Self.byteCount))
+        // Bytes 0-1 are the tag; the top two bits of byte 2 stay zero so the tag ends on a
+        // character boundary.
+        var bytes = [tag.high, tag.low, digest[0] & 0x3F]
+        bytes += digest[1..<(Self.byteCount - 2)]
+        self.encoded = Base64URL.encode(bytes)
     }
 
     /// Strict parse of a handle given by a client (admin API).
     public init?(parsing text: some StringProtocol) {
-        guard Base64URL.decode(text, byteCount: Self.byteCount) != nil else { return nil }
+        guard let bytes = Base64URL.decode(text, byteCount: Self.byteCount), bytes[2] & 0xC0 == 0 else { return nil }
         self.encoded = String(text)
     }
+
+    /// A handle rebuilt from its tag text and its rest, as kept in a user index.
+    public init?(tag: RoutingTag, rest: some StringProtocol) {
+        self.init(parsing: tag.text + rest)
+    }
+
+    /// The routing tag's text: the first 3 characters.
+    public var tagText: Substring { encoded.prefix(RoutingTag.textLength) }
+
+    /// The 13 characters after the tag: the member of the user index (the tag is in its key).
+    public var rest: Substring { encoded.dropFirst(RoutingTag.textLength) }
 
     public var description: String { encoded }
 }

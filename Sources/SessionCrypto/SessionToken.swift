@@ -1,7 +1,10 @@
-/// The bearer secret of a session: 32 bytes from libsodium's CSPRNG, sent as 43 characters of
-/// unpadded base64url. It is returned once and never stored, logged or compared in variable time.
+/// The bearer secret of a session: 32 bytes sent as 43 characters of unpadded base64url. The
+/// first two bytes are the user's routing tag (they lead a lookup to the user's Redis slot), the
+/// other 30 (240 bits) come from libsodium's CSPRNG. It is returned once and never stored, logged
+/// or compared in variable time.
 public struct SessionToken: Sendable {
     public static let byteCount = 32
+    public static let randomByteCount = byteCount - RoutingTag.byteCount
     public static let encodedLength = Base64URL.encodedLength(byteCount: byteCount)
 
     let bytes: [UInt8]
@@ -14,8 +17,9 @@ public struct SessionToken: Sendable {
         self.encoded = Base64URL.encode(bytes)
     }
 
-    public static func generate() -> SessionToken {
-        SessionToken(bytes: Sodium.randomBytes(byteCount))
+    /// A new token routed by `tag`: the tag, then 240 random bits.
+    public static func generate(tag: RoutingTag) -> SessionToken {
+        SessionToken(bytes: [tag.high, tag.low] + Sodium.randomBytes(randomByteCount))
     }
 
     /// Strict parse: exactly 43 base64url characters with canonical trailing bits, no padding.
@@ -24,9 +28,11 @@ public struct SessionToken: Sendable {
         self.init(bytes: bytes)
     }
 
+    public var tag: RoutingTag { RoutingTag(bytes[0], bytes[1]) }
+
     /// The public, one-way identifier of this token's session.
     public var handle: SessionHandle {
-        SessionHandle(deriving: bytes)
+        SessionHandle(deriving: bytes, tag: tag)
     }
 
     public func matches(_ other: SessionToken) -> Bool {

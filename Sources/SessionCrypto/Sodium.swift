@@ -16,15 +16,15 @@ enum Sodium {
         return bytes
     }
 
-    /// BLAKE2b of `input`, `outputLength` bytes (16...64).
-    static func genericHash(_ input: UnsafeRawBufferPointer, outputLength: Int) -> [UInt8] {
+    /// BLAKE2b of `input`, `outputLength` bytes (16...64), keyed when `key` is given.
+    static func genericHash(_ input: UnsafeRawBufferPointer, outputLength: Int, key: UnsafeRawBufferPointer? = nil) -> [UInt8] {
         ensureInitialised()
         var out = [UInt8](repeating: 0, count: outputLength)
         let status = out.withUnsafeMutableBytes { outPtr in
             crypto_generichash(
                 outPtr.baseAddress!.assumingMemoryBound(to: UInt8.self), outputLength,
                 input.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(input.count),
-                nil, 0
+                key?.baseAddress?.assumingMemoryBound(to: UInt8.self), key?.count ?? 0
             )
         }
         precondition(status == 0, "crypto_generichash failed")

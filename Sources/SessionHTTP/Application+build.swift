@@ -5,16 +5,18 @@ import RedisClient
 import SessionStore
 
 /// Builds the whole service: Redis client (as a lifecycle service), store, router, middleware.
-/// The executable and the tests both start sessiond through this one function.
-/// `onServerRunning` hears of the listening channel (tests read the port from it).
+/// The executable and the tests both start sessiond through this one function. It finds out what
+/// the configured Redis is first (single server, Cluster or Sentinel) and throws, with one line
+/// saying why, when that cannot work. `onServerRunning` hears of the listening channel (tests
+/// read the port from it).
 public func buildApplication(
     configuration: ServiceConfiguration,
     logger: Logger,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
-) -> some ApplicationProtocol {
+) async throws -> some ApplicationProtocol {
     var redisLogger = logger
     redisLogger[metadataKey: "component"] = "redis"
-    let redis = RedisClient(configuration: configuration.redis, logger: redisLogger)
+    let redis = try await RedisDeployments.connect(configuration.redisTopology, logger: redisLogger)
     let store = SessionStore(redis: redis, policy: configuration.policy)
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: RequestLogMiddleware(logger: logger))

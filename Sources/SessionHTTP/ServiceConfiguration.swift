@@ -24,7 +24,12 @@ public enum CookieSameSite: String, Sendable {
 public struct ServiceConfiguration: Sendable {
     public var host: String
     public var port: Int
+    /// The first Redis URL: credentials, database and timeouts, for every node.
     public var redis: RedisConfiguration
+    /// Every URL's address: one server, or the seeds of a cluster.
+    public var redisSeeds: [RedisNodeAddress]
+    /// Sentinels and the master's name, when the master is found through Sentinel.
+    public var sentinels: (addresses: [RedisNodeAddress], masterName: String)?
     public var apiKeys: APIKeyRing
     public var policy: SessionPolicy
     public var cookieName: String
@@ -32,10 +37,24 @@ public struct ServiceConfiguration: Sendable {
     public var logLevel: Logger.Level
 
     public static let variables = [
-        "SESSIOND_HOST", "SESSIOND_PORT", "SESSIOND_REDIS_URL", "SESSIOND_API_KEYS", "SESSIOND_KEY_PREFIX",
+        "SESSIOND_HOST", "SESSIOND_PORT", "SESSIOND_REDIS_URL", "SESSIOND_REDIS_SENTINELS",
+        "SESSIOND_REDIS_MASTER_NAME", "SESSIOND_API_KEYS", "SESSIOND_KEY_PREFIX",
         "SESSIOND_IDLE_TIMEOUT", "SESSIOND_ABSOLUTE_TIMEOUT", "SESSIOND_MAX_SESSIONS_PER_USER",
         "SESSIOND_MAX_DATA_BYTES", "SESSIOND_COOKIE_NAME", "SESSIOND_COOKIE_SAMESITE", "SESSIOND_LOG_LEVEL",
     ]
+
+    /// How sessiond reaches Redis: Sentinel when configured, else the URL(s).
+    public var redisTopology: RedisTopologyConfiguration {
+        if let sentinels {
+            return .sentinel(sentinels: sentinels.addresses, masterName: sentinels.masterName, server: redis)
+        }
+        return .seeds(redisSeeds.map { seed in
+            var configuration = redis
+            configuration.host = seed.host
+            configuration.port = seed.port
+            return configuration
+        })
+    }
 
     /// Reads the configuration from variables named as in SPEC §3 (environment, with command-line
     /// flags already merged over it). Throws for the first bad value, naming its variable.
@@ -63,15 +82,46 @@ public struct ServiceConfiguration: Sendable {
 
         host = value("SESSIOND_HOST") ?? "127.0.0.1"
         port = try integer("SESSIOND_PORT", default: 8080, in: 0...65535)
-        let redisURL = value("SESSIOND_REDIS_URL") ?? "redis://127.0.0.1:6379/0"
-        redis = try check("SESSIOND_REDIS_URL") { () throws(ConfigurationError.Reason) -> RedisConfiguration in
-            do {
-                return try RedisConfiguration(url: redisURL)
-            } catch let error as RedisClientError {
-                throw .init(error.message)
-            } catch {
-                throw .init("\(error)")
+        let redisURLs = (value("SESSIOND_REDIS_URL") ?? "redis://127.0.0.1:6379/0").split(separator: ",", omittingEmptySubsequences: false)
+        let parsedURLs = try check("SESSIOND_REDIS_URL") { () throws(ConfigurationError.Reason) -> [RedisConfiguration] in
+            var parsed = [RedisConfiguration]()
+            for url in redisURLs {
+                do {
+                    parsed.append(try RedisConfiguration(url: String(url.trimmingASCIISpaces())))
+                } catch let error as RedisClientError {
+                    throw .init(error.message)
+                } catch {
+                    throw .init("\(error)")
+                }
             }
+            let first = parsed[0]
+            guard parsed.allSatisfy({ $0.username == first.username && $0.password == first.password && $0.database == first.database }) else {
+                throw .init("every seed URL must have the same user, password and database")
+            }
+            return parsed
+        }
+        redis = parsedURLs[0]
+        redisSeeds = parsedURLs.map { RedisNodeAddress(host: $0.host, port: $0.port) }
+        let sentinelList = value("SESSIOND_REDIS_SENTINELS")
+        let masterName = value("SESSIOND_REDIS_MASTER_NAME")
+        sentinels = try check("SESSIOND_REDIS_SENTINELS") { () throws(ConfigurationError.Reason) -> (addresses: [RedisNodeAddress], masterName: String)? in
+            guard let sentinelList else {
+                if masterName != nil { throw .init("required when SESSIOND_REDIS_MASTER_NAME is set: host:port,... of the Sentinels") }
+                return nil
+            }
+            guard let masterName else {
+                throw .init("needs SESSIOND_REDIS_MASTER_NAME, the name the Sentinels monitor the master under")
+            }
+            var addresses = [RedisNodeAddress]()
+            for item in sentinelList.split(separator: ",") {
+                guard let address = RedisNodeAddress(parsing: item.trimmingASCIISpaces(), defaultHost: ""), !address.host.isEmpty else {
+                    throw .init("must be host:port,... got '\(item.prefix(64))'")
+                }
+                addresses.append(address)
+            }
+            guard !addresses.isEmpty else { throw .init("must list at least one host:port") }
+            guard parsedURLs.count == 1 else { throw .init("takes one SESSIOND_REDIS_URL (for credentials), not a list of seeds") }
+            return (addresses, masterName)
         }
         apiKeys = try check("SESSIOND_API_KEYS") { () throws(ConfigurationError.Reason) -> APIKeyRing in
             guard let text = value("SESSIOND_API_KEYS") else {
@@ -81,8 +131,9 @@ public struct ServiceConfiguration: Sendable {
         }
         let prefix = try check("SESSIOND_KEY_PREFIX") { () throws(ConfigurationError.Reason) -> String in
             let text = values["SESSIOND_KEY_PREFIX"] ?? "sessiond:"
-            guard (1...64).contains(text.utf8.count), text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-                throw .init("must be 1 to 64 printable ASCII characters without spaces")
+            // Braces would make a Redis Cluster hash tag of the prefix and put every key in one slot.
+            guard (1...64).contains(text.utf8.count), text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "{") && $0 != UInt8(ascii: "}") }) else {
+                throw .init("must be 1 to 64 printable ASCII characters without spaces or braces")
             }
             return text
         }

@@ -7,7 +7,7 @@ import SessionStore
 /// The handlers of API v1 (SPEC §4), mounted from the `APIRoute.all` table.
 struct SessionRoutes<Context: RequestContext>: Sendable {
     let store: SessionStore
-    let redis: RedisClient
+    let redis: any RedisDeployment
     let keys: APIKeyRing
     let cookie: SessionCookie
 

@@ -14,12 +14,16 @@ final class RedisClock: Sendable {
         var refreshing = false
     }
 
-    private let redis: RedisClient
+    private let redis: any RedisDeployment
+    /// Which server to ask on a cluster: any will do, their clocks are all NTP-close and a skew
+    /// can only delay or add a touch.
+    private let routingKey: RedisArgument
     private let state = Mutex(State())
     private static let refreshInterval = Duration.seconds(30)
 
-    init(redis: RedisClient) {
+    init(redis: any RedisDeployment, routingKey: RedisArgument) {
         self.redis = redis
+        self.routingKey = routingKey
     }
 
     /// Redis's current time in ms, or nil while it has not been measured yet.
@@ -38,7 +42,7 @@ final class RedisClock: Sendable {
 
     private func measure() async {
         let before = ContinuousClock.now
-        let reply = try? await redis.send("TIME")
+        let reply = try? await redis.send(RedisCommand("TIME"), routingKey: routingKey)
         let after = ContinuousClock.now
         state.withLock { state in
             state.refreshing = false

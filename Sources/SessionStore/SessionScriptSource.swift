@@ -1,15 +1,16 @@
 // The Lua scripts, kept in Swift source so the binary carries them and nothing else needs
-// deploying. Each script is run as `common` followed by its own body.
+// deploying. Each script is run as `common` followed by its own body. Every key a script touches
+// arrives in KEYS, and all of them carry the same hash tag, so each script runs on one Redis
+// Cluster slot; no script builds a key name.
 
 enum SessionScriptSource {
     static let common = #"""
--- Shared by every sessiond script (prepended when the script is loaded).
--- ARGV[1] is always the key prefix. A session record is a binary string:
+-- Shared by every sessiond script (prepended when the script is loaded). A session record is a
+-- binary string:
 --   header  >I4 version, I6 created_ms, I6 last_seen_ms, I4 idle_s, I4 absolute_s   (24 bytes)
 --   lengths >I2 user_id, I1 ip, I2 user_agent                                         (5 bytes)
 --   user_id, ip, user_agent, data (the rest; empty means {})
 -- All times come from the Redis server clock, so every sessiond process agrees on them.
-local PREFIX = ARGV[1]
 local HEADER = '>I4I6I6I4I4'
 local HEADER_LEN = 24
 
@@ -32,8 +33,12 @@ local function user_id_of(record)
   return string.sub(record, HEADER_LEN + 6, HEADER_LEN + 5 + length)
 end
 
-local function index_key(user_id)
-  return PREFIX .. 'u:' .. user_id
+-- The caller names the index from the user id it read; a record of another user means the
+-- caller's read is stale, and nothing may be written.
+local function check_user(record, user_id)
+  if user_id_of(record) ~= user_id then
+    return redis.error_reply('STALE session record does not belong to the given user')
+  end
 end
 
 -- The index lives as long as its longest-lived session, so it is never gone while one of its
@@ -49,67 +54,65 @@ local function remove_members(index, members)
     redis.call('ZREM', index, unpack(members, i, math.min(i + 999, #members)))
   end
 end
-
--- Drops index entries whose session key has expired; returns how many remain. One multi-key
--- EXISTS per batch counts the live sessions; only a batch with dead entries is checked key by
--- key. Most batches have none, so this stays cheap for big users.
-local function prune(index)
-  local members = redis.call('ZRANGE', index, 0, -1)
-  local dead = {}
-  local batch = 500
-  for first = 1, #members, batch do
-    local last = math.min(first + batch - 1, #members)
-    local keys = {}
-    for i = first, last do keys[#keys + 1] = PREFIX .. members[i] end
-    if redis.call('EXISTS', unpack(keys)) < #keys then
-      for i = first, last do
-        if redis.call('EXISTS', keys[i - first + 1]) == 0 then dead[#dead + 1] = members[i] end
-      end
-    end
-  end
-  remove_members(index, dead)
-  return #members - #dead
-end
 """#
 
     static let create = #"""
--- Create a session and index it, revoking the user's oldest sessions beyond the cap.
--- KEYS[1] session key, KEYS[2] user index
--- ARGV[2] handle, ARGV[3] idle_s, ARGV[4] absolute_s, ARGV[5] record tail, ARGV[6] cap (0 = none)
--- Returns {record, {revoked handles}}, or an error reply COLLISION when the handle exists.
+-- Create a session and index it; with a cap, revoke the user's oldest live sessions beyond it.
+-- KEYS[1] session key, KEYS[2] user index, KEYS[3..] (cap only) the session keys of the index's
+-- members as the caller read them.
+-- ARGV[1] index member of the new session, ARGV[2] idle_s, ARGV[3] absolute_s, ARGV[4] record
+-- tail, ARGV[5] cap (0 = none), ARGV[6..] (cap only) the members matching KEYS[3..], in index order.
+-- Returns {record, {revoked members}}; an error reply COLLISION when the handle exists, or STALE
+-- when the index no longer holds exactly the members the caller read (the caller reads again).
+local cap = tonumber(ARGV[5])
+local existing = {}
+if cap > 0 then
+  existing = redis.call('ZRANGE', KEYS[2], 0, -1)
+  if #existing ~= #ARGV - 5 then return redis.error_reply('STALE index changed') end
+  for i, member in ipairs(existing) do
+    if member ~= ARGV[5 + i] then return redis.error_reply('STALE index changed') end
+  end
+end
+
 local now = now_ms()
-local idle, absolute = tonumber(ARGV[3]), tonumber(ARGV[4])
-local record = struct.pack(HEADER, 1, now, now, idle, absolute) .. ARGV[5]
+local idle, absolute = tonumber(ARGV[2]), tonumber(ARGV[3])
+local record = struct.pack(HEADER, 1, now, now, idle, absolute) .. ARGV[4]
 local expires = expiry_of(now, now, idle, absolute)
 if not redis.call('SET', KEYS[1], record, 'PXAT', int(expires), 'NX') then
   return redis.error_reply('COLLISION session handle already exists')
 end
-redis.call('ZADD', KEYS[2], int(now), ARGV[2])
+redis.call('ZADD', KEYS[2], int(now), ARGV[1])
 extend_index(KEYS[2], expires)
 
 local revoked = {}
-local cap = tonumber(ARGV[6])
-if cap > 0 and redis.call('ZCARD', KEYS[2]) > cap then
-  local excess = prune(KEYS[2]) - cap
-  if excess > 0 then
-    for _, handle in ipairs(redis.call('ZRANGE', KEYS[2], 0, excess)) do
-      if handle ~= ARGV[2] and #revoked < excess then
-        redis.call('DEL', PREFIX .. handle)
-        revoked[#revoked + 1] = handle
-      end
+if cap > 0 then
+  -- Expired members are dropped and do not count; the oldest live ones beyond the cap go.
+  local dead, live = {}, {}
+  for i, member in ipairs(existing) do
+    if redis.call('EXISTS', KEYS[2 + i]) == 1 then
+      live[#live + 1] = i
+    else
+      dead[#dead + 1] = member
     end
-    remove_members(KEYS[2], revoked)
   end
+  remove_members(KEYS[2], dead)
+  local excess = #live + 1 - cap
+  for n = 1, excess do
+    local i = live[n]
+    redis.call('DEL', KEYS[2 + i])
+    revoked[#revoked + 1] = existing[i]
+  end
+  remove_members(KEYS[2], revoked)
 end
 return {record, revoked}
 """#
 
     static let lookup = #"""
--- Read a session; with ARGV[2] == '1', slide its idle expiry, but only when that moves it by
--- a meaningful step (a tenth of the idle timeout, at most 60 s), so most lookups only read.
--- KEYS[1] session key. Returns the record, or nil.
+-- Read a session and slide its idle expiry, but only when that moves it by a meaningful step
+-- (a tenth of the idle timeout, at most 60 s), so most lookups only read.
+-- KEYS[1] session key, KEYS[2] its user's index. Returns the record, or nil.
 local record = redis.call('GET', KEYS[1])
-if not record or ARGV[2] ~= '1' then return record end
+if not record then return record end
 local version, created, last_seen, idle, absolute = struct.unpack(HEADER, record)
 local now = now_ms()
 local step = math.min(60000, idle * 100)
@@ -119,47 +122,53 @@ if now - last_seen < step or expires <= expiry_of(created, last_seen, idle, abso
 end
 record = struct.pack(HEADER, version, created, now, idle, absolute) .. string.sub(record, HEADER_LEN + 1)
 redis.call('SET', KEYS[1], record, 'PXAT', int(expires))
-extend_index(index_key(user_id_of(record)), expires)
+extend_index(KEYS[2], expires)
 return record
 """#
 
     static let replaceData = #"""
--- Compare-and-set of a session's data: applies only if the version is still ARGV[2].
+-- Compare-and-set of a session's data: applies only if the version is still ARGV[1].
 -- The write counts as activity, so it also slides the idle expiry.
--- KEYS[1] session key; ARGV[3] new data (compact JSON object).
+-- KEYS[1] session key, KEYS[2] its user's index; ARGV[2] new data (compact JSON object).
 -- Returns nil (no session), {0, current record} (version moved on), or {1, new record}.
 local record = redis.call('GET', KEYS[1])
 if not record then return nil end
 local version, created, last_seen, idle, absolute = struct.unpack(HEADER, record)
-if version ~= tonumber(ARGV[2]) then return {0, record} end
+if version ~= tonumber(ARGV[1]) then return {0, record} end
 local user_len, ip_len, agent_len = struct.unpack('>I2I1I2', record, HEADER_LEN + 1)
 local fixed_end = HEADER_LEN + 5 + user_len + ip_len + agent_len
 local now = now_ms()
 local updated = struct.pack(HEADER, version + 1, created, now, idle, absolute)
-  .. string.sub(record, HEADER_LEN + 1, fixed_end) .. ARGV[3]
+  .. string.sub(record, HEADER_LEN + 1, fixed_end) .. ARGV[2]
 local expires = expiry_of(created, now, idle, absolute)
 redis.call('SET', KEYS[1], updated, 'PXAT', int(expires))
-extend_index(index_key(user_id_of(record)), expires)
+extend_index(KEYS[2], expires)
 return {1, updated}
 """#
 
     static let revoke = #"""
 -- Revoke one session and drop it from its user's index.
--- KEYS[1] session key; ARGV[2] handle. Returns 1 if a session was revoked, else 0.
+-- KEYS[1] session key, KEYS[2] its user's index; ARGV[1] index member, ARGV[2] user id.
+-- Returns 1 if a session was revoked, else 0.
 local record = redis.call('GET', KEYS[1])
 if not record then return 0 end
+local stale = check_user(record, ARGV[2])
+if stale then return stale end
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', index_key(user_id_of(record)), ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 """#
 
     static let rotate = #"""
 -- Move a session to a new handle: the old key is gone in the same step, so the old token
 -- stops working at once. User, data, version and creation time (so the absolute end) carry over.
--- KEYS[1] old session key, KEYS[2] new session key; ARGV[2] old handle, ARGV[3] new handle.
+-- KEYS[1] old session key, KEYS[2] new session key, KEYS[3] the user's index;
+-- ARGV[1] old member, ARGV[2] new member, ARGV[3] user id.
 -- Returns the new record, nil when the old session is gone, or an error reply COLLISION.
 local record = redis.call('GET', KEYS[1])
 if not record then return nil end
+local stale = check_user(record, ARGV[3])
+if stale then return stale end
 local version, created, last_seen, idle, absolute = struct.unpack(HEADER, record)
 local now = now_ms()
 local rotated = struct.pack(HEADER, version, created, now, idle, absolute) .. string.sub(record, HEADER_LEN + 1)
@@ -168,81 +177,33 @@ if not redis.call('SET', KEYS[2], rotated, 'PXAT', int(expires), 'NX') then
   return redis.error_reply('COLLISION session handle already exists')
 end
 redis.call('DEL', KEYS[1])
-local index = index_key(user_id_of(record))
-redis.call('ZREM', index, ARGV[2])
-redis.call('ZADD', index, int(created), ARGV[3])
-extend_index(index, expires)
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[3], int(created), ARGV[2])
+extend_index(KEYS[3], expires)
 return rotated
 """#
 
-    static let forceLogout = #"""
--- Revoke a user's sessions created up to a bound, one chunk per call, so Redis is never
--- blocked for long; each call is atomic, so sessions and index never disagree.
--- KEYS[1] user index; ARGV[2] bound in ms ('' on the first call: now), ARGV[3] handle to keep
--- ('' for none), ARGV[4] chunk size.
--- Returns {bound, revoked in this call, 1 if more may remain else 0}.
-local bound = ARGV[2] == '' and now_ms() or tonumber(ARGV[2])
-local keep, chunk = ARGV[3], tonumber(ARGV[4])
-local members = redis.call('ZRANGE', KEYS[1], '-inf', int(bound), 'BYSCORE', 'LIMIT', 0, chunk + 1)
-local removed, revoked = {}, 0
-for _, handle in ipairs(members) do
-  if handle ~= keep and #removed < chunk then
-    revoked = revoked + redis.call('DEL', PREFIX .. handle)
-    removed[#removed + 1] = handle
-  end
-end
-remove_members(KEYS[1], removed)
-return {int(bound), revoked, #removed == chunk and 1 or 0}
+    static let clock = #"""
+-- The Redis time in ms on the node that holds KEYS[1] (force-logout's bound).
+return int(now_ms())
 """#
 
-    static let list = #"""
--- One page of a user's live sessions, newest first, after pruning expired index entries so
--- `total` is exact. Order: created desc, then handle desc (ZRANGE ... REV).
--- KEYS[1] user index; ARGV[2] limit, ARGV[3] cursor score ('' for the first page),
--- ARGV[4] cursor handle.
--- Returns {total, more (0/1), handle1, record1, handle2, record2, ...}.
-local limit = tonumber(ARGV[2])
-local cursor_score, cursor_handle = tonumber(ARGV[3]), ARGV[4]
-
--- Byte order, as ZRANGE sorts members; Lua's `<` on strings follows the server's locale.
-local function bytes_before(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
+    static let revokeMembers = #"""
+-- Revoke a batch of one user's sessions (a force-logout chunk) in one atomic step, so
+-- sessions and index never disagree. KEYS[1] the user's index, KEYS[2..] the members' session
+-- keys; ARGV the members, in the same order. Returns how many sessions existed and were deleted.
+local revoked = 0
+for i = 2, #KEYS do
+  revoked = revoked + redis.call('DEL', KEYS[i])
 end
-
-local total = prune(KEYS[1])
-
--- The page: entries after the cursor, read from the index in order, `limit` + 1 at a time
--- so `more` is known without a second pass.
-local page, taken, more = {}, 0, 0
-local upper = cursor_score and int(cursor_score) or '+inf'
-local offset = 0
-while true do
-  local entries = redis.call('ZRANGE', KEYS[1], upper, '-inf', 'BYSCORE', 'REV', 'WITHSCORES', 'LIMIT', offset, limit + 1)
-  if #entries == 0 then break end
-  for i = 1, #entries, 2 do
-    local handle, score = entries[i], tonumber(entries[i + 1])
-    if not cursor_score or score < cursor_score or bytes_before(handle, cursor_handle) then
-      if taken == limit then more = 1 break end
-      local record = redis.call('GET', PREFIX .. handle)
-      if record then
-        taken = taken + 1
-        page[#page + 1] = handle
-        page[#page + 1] = record
-      else
-        total = total - 1
-      end
-    end
-  end
-  if more == 1 or #entries < 2 * (limit + 1) then break end
-  offset = offset + limit + 1
-end
-local reply = {total, more}
-for _, value in ipairs(page) do reply[#reply + 1] = value end
-return reply
+remove_members(KEYS[1], ARGV)
+return revoked
 """#
 
+    static let routingKey = #"""
+-- The deployment's routing key: created once (first start), then read by every process.
+-- KEYS[1] its key; ARGV[1] a fresh random key, kept only if none exists yet.
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+"""#
 }

@@ -55,32 +55,49 @@ public enum DataUpdateResult: Sendable {
     case dataTooLarge(bytes: Int)
 }
 
-/// Sessions in Redis. Every operation that touches more than one key is one script call,
-/// so a crash at any instant leaves sessions and user indexes consistent.
+/// Sessions in Redis. Every operation that touches more than one key is one script call with
+/// every key in KEYS, all under the user's hash tag, so a crash at any instant leaves sessions
+/// and user indexes consistent, on one server and on a cluster alike (docs/redis-layout.md).
 public final class SessionStore: Sendable {
     public let policy: SessionPolicy
-    private let redis: RedisClient
+    private let redis: any RedisDeployment
     private let scripts = SessionScripts()
     private let clock: RedisClock
-    private let prefix: RedisArgument
+    private let routing: RoutingKeyStore
     /// Force-logout revokes this many sessions per script call, keeping each call short.
     private let forceLogoutChunk = 500
+    /// List checks this many session keys per multi-key EXISTS.
+    private let existsBatch = 500
     /// Concurrent unconditional patches retry their compare-and-set this often before giving up.
     private let patchAttempts = 100
+    /// A capped create retries this often when other creates keep changing the user's index.
+    private let cappedCreateAttempts = 20
 
-    public init(redis: RedisClient, policy: SessionPolicy) {
+    public init(redis: any RedisDeployment, policy: SessionPolicy) {
         self.redis = redis
         self.policy = policy
-        self.clock = RedisClock(redis: redis)
-        self.prefix = RedisArgument(policy.keyPrefix)
+        self.clock = RedisClock(redis: redis, routingKey: RedisArgument(policy.keyPrefix + "{clock}"))
+        self.routing = RoutingKeyStore(redis: redis, key: RedisArgument(policy.keyPrefix + "{routing}key"), script: scripts.routingKey)
     }
 
+    // MARK: keys
+
+    /// `{prefix}{TAG}rest`: the handle with its tag as the hash tag (27 bytes with the default prefix).
     private func sessionKey(_ handle: SessionHandle) -> RedisArgument {
-        RedisArgument(policy.keyPrefix + handle.encoded)
+        sessionKey(tagText: handle.tagText, member: handle.rest)
     }
 
-    private func indexKey(_ userID: String) -> RedisArgument {
-        RedisArgument(policy.keyPrefix + "u:" + userID)
+    private func sessionKey(tagText: some StringProtocol, member: some StringProtocol) -> RedisArgument {
+        RedisArgument(policy.keyPrefix + "{" + tagText + "}" + member)
+    }
+
+    /// `{prefix}{TAG}u:user`: the user's index, in the same slot as the user's sessions.
+    private func indexKey(tagText: some StringProtocol, userID: String) -> RedisArgument {
+        RedisArgument(policy.keyPrefix + "{" + tagText + "}u:" + userID)
+    }
+
+    private func userTag(_ userID: String) async throws -> RoutingTag {
+        try await routing.key().tag(forUser: userID)
     }
 
     // MARK: create
@@ -94,23 +111,32 @@ public final class SessionStore: Sendable {
 
     public func create(_ request: NewSession) async throws -> Created {
         let tail = SessionRecord.tail(userID: request.userID, ip: request.ip, userAgent: request.userAgent, data: request.data)
-        // A handle collision is astronomically unlikely, but a fresh token costs nothing.
-        for _ in 0..<3 {
-            let token = SessionToken.generate()
+        let tag = try await userTag(request.userID)
+        let index = indexKey(tagText: tag.text, userID: request.userID)
+        let capped = policy.maxSessionsPerUser > 0
+        // A handle collision is astronomically unlikely, but a fresh token costs nothing; a capped
+        // create reads the index again when another write changed it meanwhile.
+        for _ in 0..<(capped ? cappedCreateAttempts : 3) {
+            let token = SessionToken.generate(tag: tag)
             let handle = token.handle
+            var keys = [sessionKey(handle), index]
+            var arguments = [
+                RedisArgument(String(handle.rest)),
+                RedisArgument(request.idleTimeout ?? policy.idleTimeout),
+                RedisArgument(request.absoluteTimeout ?? policy.absoluteTimeout),
+                RedisArgument(tail), RedisArgument(policy.maxSessionsPerUser),
+            ]
+            if capped {
+                let members = try await indexMembers(index, "0", "-1")
+                keys += members.map { sessionKey(tagText: tag.text, member: $0) }
+                arguments += members.map { RedisArgument($0) }
+            }
             let reply: RESPValue
             do {
-                reply = try await redis.evaluate(
-                    scripts.create,
-                    keys: [sessionKey(handle), indexKey(request.userID)],
-                    arguments: [
-                        prefix, RedisArgument(handle.encoded),
-                        RedisArgument(request.idleTimeout ?? policy.idleTimeout),
-                        RedisArgument(request.absoluteTimeout ?? policy.absoluteTimeout),
-                        RedisArgument(tail), RedisArgument(policy.maxSessionsPerUser),
-                    ]
-                )
-            } catch let error as RedisClientError where error.code == .commandError && error.message.hasPrefix("COLLISION") {
+                // Evicting sessions over the cap is a revocation: it must survive a failover.
+                reply = try await redis.evaluate(scripts.create, keys: keys, arguments: arguments, replicated: capped)
+            } catch let error as RedisClientError where error.code == .commandError
+                && (error.message.hasPrefix("COLLISION") || error.message.hasPrefix("STALE")) {
                 continue
             }
             guard let parts = reply.array, parts.count == 2, let record = parts[0].bytes, let revoked = parts[1].array else {
@@ -119,10 +145,16 @@ public final class SessionStore: Sendable {
             return Created(
                 token: token,
                 session: try SessionRecord.decode(record, handle: handle),
-                revoked: revoked.compactMap(\.string)
+                revoked: revoked.compactMap { $0.string.map { tag.text + $0 } }
             )
         }
-        throw SessionStoreError.unexpectedReply("create: three handle collisions in a row")
+        throw capped ? SessionStoreError.tooMuchContention : SessionStoreError.unexpectedReply("create: three handle collisions in a row")
+    }
+
+    private func indexMembers(_ index: RedisArgument, _ arguments: RedisArgument...) async throws -> [String] {
+        let reply = try await redis.send(RedisCommand("ZRANGE", [index] + arguments), routingKey: index)
+        guard let members = reply.array else { throw SessionStoreError.unexpectedReply("ZRANGE: \(reply)") }
+        return members.compactMap(\.string)
     }
 
     // MARK: read
@@ -131,11 +163,14 @@ public final class SessionStore: Sendable {
     /// session does not exist, expired or was revoked.
     public func lookup(_ token: SessionToken, touch: Bool) async throws -> Session? {
         let handle = token.handle
+        let key = sessionKey(handle)
         // Most lookups are pure reads: a plain GET costs Redis far less than a script. Only a
         // session due for a touch goes through the script, which decides again atomically.
-        let read = try session(from: try await redis.send(RedisCommand("GET", sessionKey(handle))), handle: handle)
+        let read = try session(from: try await redis.send(RedisCommand("GET", key), routingKey: key), handle: handle)
         guard let read, touch, dueForTouch(read) else { return read }
-        let reply = try await redis.evaluate(scripts.lookup, keys: [sessionKey(handle)], arguments: [prefix, "1"])
+        let reply = try await redis.evaluate(
+            scripts.lookup, keys: [key, indexKey(tagText: handle.tagText, userID: read.userID)], arguments: [], replicated: false
+        )
         return try session(from: reply, handle: handle)
     }
 
@@ -150,7 +185,8 @@ public final class SessionStore: Sendable {
 
     /// An admin read by handle; never slides the expiry.
     public func session(handle: SessionHandle) async throws -> Session? {
-        try session(from: try await redis.send(RedisCommand("GET", sessionKey(handle))), handle: handle)
+        let key = sessionKey(handle)
+        return try session(from: try await redis.send(RedisCommand("GET", key), routingKey: key), handle: handle)
     }
 
     private func session(from reply: RESPValue, handle: SessionHandle) throws -> Session? {
@@ -167,6 +203,7 @@ public final class SessionStore: Sendable {
     public func updateData(_ token: SessionToken, ifMatch: Int?, patch: JSONValue) async throws -> DataUpdateResult {
         let handle = token.handle
         guard var current = try await session(handle: handle) else { return .noSession }
+        let keys = [sessionKey(handle), indexKey(tagText: handle.tagText, userID: current.userID)]
         for _ in 0..<patchAttempts {
             if let ifMatch, ifMatch != current.version { return .versionMismatch(current: current.version) }
             let existing: JSONValue
@@ -180,9 +217,7 @@ public final class SessionStore: Sendable {
             if data == Array("{}".utf8) { data = [] }
             if data.count > policy.maxDataBytes { return .dataTooLarge(bytes: data.count) }
             let reply = try await redis.evaluate(
-                scripts.replaceData,
-                keys: [sessionKey(handle)],
-                arguments: [prefix, RedisArgument(current.version), RedisArgument(data)]
+                scripts.replaceData, keys: keys, arguments: [RedisArgument(current.version), RedisArgument(data)], replicated: false
             )
             if reply.isNull { return .noSession }
             guard let parts = reply.array, parts.count == 2, let applied = parts[0].integer, let record = parts[1].bytes else {
@@ -201,24 +236,33 @@ public final class SessionStore: Sendable {
         try await revoke(handle: token.handle)
     }
 
+    /// Revokes by handle. The record is read first for its user id, which names the index.
+    /// Confirmed only once a replica has it, when there are replicas (SPEC §5.8).
     public func revoke(handle: SessionHandle) async throws -> Bool {
+        guard let current = try await session(handle: handle) else { return false }
         let reply = try await redis.evaluate(
-            scripts.revoke, keys: [sessionKey(handle)], arguments: [prefix, RedisArgument(handle.encoded)]
+            scripts.revoke,
+            keys: [sessionKey(handle), indexKey(tagText: handle.tagText, userID: current.userID)],
+            arguments: [RedisArgument(String(handle.rest)), RedisArgument(current.userID)],
+            replicated: true
         )
         return reply.integer == 1
     }
 
-    /// Replaces the token; the old one stops working in the same atomic step.
+    /// Replaces the token; the old one stops working in the same atomic step. The new token
+    /// keeps the old one's routing tag, so the session stays in its user's slot.
     public func rotate(_ token: SessionToken) async throws -> (token: SessionToken, session: Session)? {
         let old = token.handle
+        guard let current = try await session(handle: old) else { return nil }
         for _ in 0..<3 {
-            let fresh = SessionToken.generate()
+            let fresh = SessionToken.generate(tag: token.tag)
             let reply: RESPValue
             do {
                 reply = try await redis.evaluate(
                     scripts.rotate,
-                    keys: [sessionKey(old), sessionKey(fresh.handle)],
-                    arguments: [prefix, RedisArgument(old.encoded), RedisArgument(fresh.handle.encoded)]
+                    keys: [sessionKey(old), sessionKey(fresh.handle), indexKey(tagText: old.tagText, userID: current.userID)],
+                    arguments: [RedisArgument(String(old.rest)), RedisArgument(String(fresh.handle.rest)), RedisArgument(current.userID)],
+                    replicated: true
                 )
             } catch let error as RedisClientError where error.code == .commandError && error.message.hasPrefix("COLLISION") {
                 continue
@@ -231,52 +275,112 @@ public final class SessionStore: Sendable {
 
     // MARK: per-user index
 
+    /// One page of the user's live sessions, newest first (created, then handle, descending).
+    /// A read: the index and liveness are read with plain commands, and index entries whose
+    /// session has ended are dropped (`ZREM`; an ended handle never comes back), so `total` is
+    /// exact and no ended session is listed.
     public func list(userID: String, limit: Int, after cursor: SessionListCursor?) async throws -> SessionPage {
-        let reply = try await redis.evaluate(
-            scripts.list,
-            keys: [indexKey(userID)],
-            arguments: [
-                prefix, RedisArgument(limit),
-                RedisArgument(cursor.map { String($0.createdAt) } ?? ""),
-                RedisArgument(cursor?.handle.encoded ?? ""),
-            ]
-        )
-        guard let parts = reply.array, parts.count >= 2, let total = parts[0].integer, let more = parts[1].integer,
-              parts.count % 2 == 0
-        else { throw SessionStoreError.unexpectedReply("list: \(reply)") }
-        var sessions = [Session]()
-        sessions.reserveCapacity((parts.count - 2) / 2)
-        var index = 2
-        while index < parts.count {
-            guard let handleText = parts[index].string, let handle = SessionHandle(parsing: handleText),
-                  let record = parts[index + 1].bytes
-            else { throw SessionStoreError.unexpectedReply("list entry") }
-            sessions.append(try SessionRecord.decode(record, handle: handle))
-            index += 2
+        let tag = try await userTag(userID)
+        let index = indexKey(tagText: tag.text, userID: userID)
+        let reply = try await redis.send(RedisCommand("ZRANGE", index, "0", "-1", "WITHSCORES"), routingKey: index)
+        guard let flat = reply.array, flat.count % 2 == 0 else { throw SessionStoreError.unexpectedReply("ZRANGE: \(reply)") }
+        var entries = [(member: String, created: Int64)]()
+        entries.reserveCapacity(flat.count / 2)
+        for i in stride(from: 0, to: flat.count, by: 2) {
+            guard let member = flat[i].string, let created = flat[i + 1].string.flatMap({ Int64($0) }) else {
+                throw SessionStoreError.unexpectedReply("index entry")
+            }
+            entries.append((member, created))
         }
-        let next = (more == 1 && !sessions.isEmpty)
+        let dead = try await endedMembers(entries.map(\.member), tagText: tag.text, index: index)
+        if !dead.isEmpty {
+            _ = try await redis.send(RedisCommand("ZREM", [index] + dead.map { RedisArgument($0) }), routingKey: index)
+        }
+        var live = entries.filter { !dead.contains($0.member) }
+        live.sort { $0.created != $1.created ? $0.created > $1.created : $1.member.utf8.lexicographicallyPrecedes($0.member.utf8) }
+        var total = live.count
+        var candidates = live[...]
+        if let cursor {
+            let cursorRest = cursor.handle.rest.utf8
+            candidates = candidates.drop(while: { entry in
+                entry.created > cursor.createdAt
+                    || (entry.created == cursor.createdAt && !entry.member.utf8.lexicographicallyPrecedes(cursorRest))
+            })
+        }
+        // Read the page's records; a session that ended since the check is skipped (and not counted).
+        var sessions = [Session]()
+        while sessions.count < limit && !candidates.isEmpty {
+            let batch = candidates.prefix(limit - sessions.count)
+            candidates = candidates.dropFirst(batch.count)
+            let keys = batch.map { sessionKey(tagText: tag.text, member: $0.member) }
+            let records = try await redis.send(RedisCommand("MGET", keys), routingKey: index)
+            guard let values = records.array, values.count == batch.count else { throw SessionStoreError.unexpectedReply("MGET: \(records)") }
+            for (entry, value) in zip(batch, values) {
+                guard let record = value.bytes else {
+                    total -= 1
+                    continue
+                }
+                guard let handle = SessionHandle(tag: tag, rest: entry.member) else { throw SessionStoreError.unexpectedReply("index member") }
+                sessions.append(try SessionRecord.decode(record, handle: handle))
+            }
+        }
+        let next = (!candidates.isEmpty && !sessions.isEmpty)
             ? SessionListCursor(createdAt: sessions[sessions.count - 1].createdAt, handle: sessions[sessions.count - 1].handle)
             : nil
-        return SessionPage(sessions: sessions, total: Int(total), nextCursor: next)
+        return SessionPage(sessions: sessions, total: total, nextCursor: next)
+    }
+
+    /// Members whose session key no longer exists: one multi-key EXISTS per batch (all sent at
+    /// once, pipelined), and key by key only in batches that came up short.
+    private func endedMembers(_ members: [String], tagText: String, index: RedisArgument) async throws -> Set<String> {
+        let batches = stride(from: 0, to: members.count, by: existsBatch).map { Array(members[$0..<min($0 + existsBatch, members.count)]) }
+        return try await withThrowingTaskGroup(of: [String].self) { group in
+            for batch in batches {
+                group.addTask {
+                    let keys = batch.map { self.sessionKey(tagText: tagText, member: $0) }
+                    let live = try await self.redis.send(RedisCommand("EXISTS", keys), routingKey: index).integer
+                    guard let live else { throw SessionStoreError.unexpectedReply("EXISTS") }
+                    if live == batch.count { return [] }
+                    var dead = [String]()
+                    for (member, key) in zip(batch, keys) {
+                        if try await self.redis.send(RedisCommand("EXISTS", key), routingKey: index).integer == 0 {
+                            dead.append(member)
+                        }
+                    }
+                    return dead
+                }
+            }
+            var dead = Set<String>()
+            for try await batch in group { dead.formUnion(batch) }
+            return dead
+        }
     }
 
     /// Revokes every session of the user that existed when this call began (all but `except`).
-    /// Works in chunks, each one atomic; returns how many live sessions were revoked.
+    /// The bound is the Redis time at the start; chunks of index members up to it are revoked,
+    /// each chunk one atomic script with every key in KEYS, confirmed by a replica when there is
+    /// one (SPEC §5.8). Returns how many live sessions were revoked.
     public func forceLogout(userID: String, except: SessionHandle?) async throws -> Int {
-        var bound = ""
+        let tag = try await userTag(userID)
+        let index = indexKey(tagText: tag.text, userID: userID)
+        let keep = except.flatMap { $0.tagText == tag.text ? String($0.rest) : nil }
+        let boundReply = try await redis.evaluate(scripts.clock, keys: [index], arguments: [], replicated: false)
+        guard let bound = boundReply.string.flatMap({ Int64($0) }) else {
+            throw SessionStoreError.unexpectedReply("clock: \(boundReply)")
+        }
         var revoked = 0
         while true {
+            let members = try await indexMembers(index, "-inf", RedisArgument(bound), "BYSCORE", "LIMIT", "0", RedisArgument(forceLogoutChunk + 1))
+                .filter { $0 != keep }
+            if members.isEmpty { return revoked }
             let reply = try await redis.evaluate(
-                scripts.forceLogout,
-                keys: [indexKey(userID)],
-                arguments: [prefix, RedisArgument(bound), RedisArgument(except?.encoded ?? ""), RedisArgument(forceLogoutChunk)]
+                scripts.revokeMembers,
+                keys: [index] + members.map { sessionKey(tagText: tag.text, member: $0) },
+                arguments: members.map { RedisArgument($0) },
+                replicated: true
             )
-            guard let parts = reply.array, parts.count == 3, let boundText = parts[0].string,
-                  let count = parts[1].integer, let more = parts[2].integer
-            else { throw SessionStoreError.unexpectedReply("force_logout: \(reply)") }
-            bound = boundText
+            guard let count = reply.integer else { throw SessionStoreError.unexpectedReply("revoke_members: \(reply)") }
             revoked += Int(count)
-            if more == 0 { return revoked }
         }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import RedisClient
 import SessionHTTP
 
 /// `sessiond`: every setting comes from its `SESSIOND_*` environment variable, and each has a
@@ -16,7 +17,10 @@ struct SessiondCommand: AsyncParsableCommand {
 
     @Option(help: "Listen address (SESSIOND_HOST, default 127.0.0.1).") var host: String?
     @Option(help: "Listen port (SESSIOND_PORT, default 8080).") var port: String?
-    @Option(help: "redis://[user:password@]host:port/db (SESSIOND_REDIS_URL).") var redisURL: String?
+    @Option(help: "redis://[user:password@]host:port/db, or a comma-separated list of cluster seeds (SESSIOND_REDIS_URL).")
+    var redisURL: String?
+    @Option(help: "host:port,... of Redis Sentinels (SESSIOND_REDIS_SENTINELS).") var redisSentinels: String?
+    @Option(help: "The master's name at the Sentinels (SESSIOND_REDIS_MASTER_NAME).") var redisMasterName: String?
     @Option(help: "Comma-separated role:key pairs (SESSIOND_API_KEYS). Prefer the environment: flags show in ps.")
     var apiKeys: String?
     @Option(help: "Prefix of every Redis key (SESSIOND_KEY_PREFIX, default sessiond:).") var keyPrefix: String?
@@ -32,6 +36,7 @@ struct SessiondCommand: AsyncParsableCommand {
         var values = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("SESSIOND_") }
         let flags: [String: String?] = [
             "SESSIOND_HOST": host, "SESSIOND_PORT": port, "SESSIOND_REDIS_URL": redisURL,
+            "SESSIOND_REDIS_SENTINELS": redisSentinels, "SESSIOND_REDIS_MASTER_NAME": redisMasterName,
             "SESSIOND_API_KEYS": apiKeys, "SESSIOND_KEY_PREFIX": keyPrefix, "SESSIOND_IDLE_TIMEOUT": idleTimeout,
             "SESSIOND_ABSOLUTE_TIMEOUT": absoluteTimeout, "SESSIOND_MAX_SESSIONS_PER_USER": maxSessionsPerUser,
             "SESSIOND_MAX_DATA_BYTES": maxDataBytes, "SESSIOND_COOKIE_NAME": cookieName,
@@ -51,9 +56,18 @@ struct SessiondCommand: AsyncParsableCommand {
         let logger = Logger(label: "sessiond")
         logger.info("starting", metadata: [
             "address": .string("\(configuration.host):\(configuration.port)"),
-            "redis": .string("\(configuration.redis.host):\(configuration.redis.port)/\(configuration.redis.database)"),
+            "redis": .string(configuration.redisSeeds.map(\.description).joined(separator: ",")),
         ])
         defer { JSONLineOutput.flushStandardOutput() }
-        try await buildApplication(configuration: configuration, logger: logger).runService()
+        let app: any ApplicationProtocol
+        do {
+            app = try await buildApplication(configuration: configuration, logger: logger)
+        } catch {
+            JSONLineOutput.flushStandardOutput()
+            let reason = (error as? RedisClientError)?.message ?? "\(error)"
+            FileHandle.standardError.write(Data("sessiond: cannot use the configured Redis: \(reason)\n".utf8))
+            throw ExitCode(2)
+        }
+        try await app.runService()
     }
 }

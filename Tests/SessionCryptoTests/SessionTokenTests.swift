@@ -17,7 +17,7 @@ struct SessionTokenTests {
         for index in 0..<count {
             // CPU-bound loop: let the other (Redis) tests' tasks run on the shared thread pool.
             if index % 500 == 0 { await Task.yield() }
-            let token = SessionToken.generate()
+            let token = SessionToken.generate(tag: .random())
             let text = token.encoded
             seen.insert(text)
             if text.utf8.count != 43 || !text.allSatisfy(base64URLCharacters.contains) {
@@ -42,6 +42,22 @@ struct SessionTokenTests {
         }
     }
 
+    @Test("a token starts with its routing tag and carries 240 random bits after it")
+    func tagThenRandom() throws {
+        let tag = RoutingTag(0xC6, 0xEA)
+        var tails = Set<String>()
+        for _ in 0..<1_000 {
+            let token = SessionToken.generate(tag: tag)
+            let bytes = try #require(decodeReference(token.encoded))
+            #expect(bytes.prefix(2) == [0xC6, 0xEA])
+            #expect(token.tag == tag)
+            #expect(token.handle.tagText == tag.text)
+            tails.insert(String(token.encoded.dropFirst(3)))
+        }
+        #expect(tails.count == 1_000)
+        #expect(SessionToken.randomByteCount * 8 == 240)
+    }
+
     @Test("wrong lengths are rejected", arguments: [0, 1, 22, 41, 42, 44, 45, 64, 86])
     func rejectsLength(_ length: Int) {
         let text = String(repeating: "A", count: length)
@@ -50,7 +66,7 @@ struct SessionTokenTests {
 
     @Test("a token one character short or long is rejected")
     func rejectsNearLengths() {
-        let token = SessionToken.generate().encoded
+        let token = SessionToken.generate(tag: .random()).encoded
         #expect(SessionToken(parsing: token) != nil)
         #expect(SessionToken(parsing: String(token.dropLast())) == nil)
         #expect(SessionToken(parsing: token + "A") == nil)
@@ -62,7 +78,7 @@ struct SessionTokenTests {
     @Test("characters outside the base64url alphabet are rejected",
           arguments: ["+", "/", ".", "=", " ", "~", "!", "*", "\0", "\u{7F}", "é", "😀"] as [Character])
     func rejectsAlphabet(_ bad: Character) {
-        let token = SessionToken.generate().encoded
+        let token = SessionToken.generate(tag: .random()).encoded
         for offset in [0, 1, 21, 41, 42] {
             let text = token.replacing(at: offset, with: bad)
             #expect(SessionToken(parsing: text) == nil, "accepted \(bad.debugDescription) at \(offset)")
@@ -71,7 +87,7 @@ struct SessionTokenTests {
 
     @Test("padding is rejected")
     func rejectsPadding() {
-        let token = SessionToken.generate().encoded
+        let token = SessionToken.generate(tag: .random()).encoded
         #expect(SessionToken(parsing: token + "=") == nil)
         #expect(SessionToken(parsing: token + "==") == nil)
         #expect(SessionToken(parsing: String(token.dropLast()) + "=") == nil)
@@ -86,7 +102,7 @@ struct SessionTokenTests {
         // 32 bytes are 256 bits; 43 characters carry 258, so the last character's low 2 bits
         // must be zero. Setting any of them gives a second spelling of the same bytes.
         for _ in 0..<1_000 {
-            let token = SessionToken.generate().encoded
+            let token = SessionToken.generate(tag: .random()).encoded
             let last = try #require(token.last)
             let value = try #require(base64URLAlphabet.firstIndex(of: last))
             #expect(value & 3 == 0, "generated token has non-zero trailing bits: \(token)")
@@ -105,15 +121,15 @@ struct SessionTokenTests {
             #expect(token.encoded == text)
         }
         // Parsing works from a Substring too.
-        let embedded = "token=" + SessionToken.generate().encoded + ";"
+        let embedded = "token=" + SessionToken.generate(tag: .random()).encoded + ";"
         let slice = embedded.dropFirst(6).dropLast()
         #expect(SessionToken(parsing: slice)?.encoded == String(slice))
     }
 
     @Test("matches compares tokens; description never shows the token")
     func matchesAndRedaction() throws {
-        let token = SessionToken.generate()
-        let other = SessionToken.generate()
+        let token = SessionToken.generate(tag: .random())
+        let other = SessionToken.generate(tag: .random())
         let same = try #require(SessionToken(parsing: token.encoded))
         #expect(token.matches(same))
         #expect(!token.matches(other))
@@ -126,5 +142,11 @@ struct SessionTokenTests {
         var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while standard.utf8.count % 4 != 0 { standard += "=" }
         return Data(base64Encoded: standard).map(Array.init)
+    }
+}
+
+extension RoutingTag {
+    static func random() -> RoutingTag {
+        RoutingTag(UInt8.random(in: 0...255), UInt8.random(in: 0...255))
     }
 }

@@ -29,6 +29,7 @@ import Testing
             #expect(list["total"] as? Int == 0)
             #expect((list["sessions"] as? [Any])?.isEmpty == true)
             #expect(try await server.redisKeys() == [], "Redis freed every key of the user by TTL")
+            #expect(try await server.allRedisKeys() == [server.routingKeyName], "only the routing key stays")
         }
     }
 
@@ -148,20 +149,20 @@ import Testing
             let keys = try await server.redisKeys()
             #expect(keys.count == 2)
             let tokenBytes = try #require(Data(base64Encoded: token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/") + "="))
-            try await withRedis(url: server.redisURL) { redis in
+            try await withRedis(server.redisTopology) { redis in
                 for key in keys {
                     #expect(!key.contains(token) && !key.contains(session.token))
-                    let type = try await redis.send("TYPE", RedisArgument(key)).string
+                    let type = try await redis.send("TYPE", key: key).string
                     let dump: [UInt8]
                     if type == "string" {
-                        dump = try await redis.send("GET", RedisArgument(key)).bytes ?? []
+                        dump = try await redis.send("GET", key: key).bytes ?? []
                     } else {
-                        dump = try await redis.send("ZRANGE", RedisArgument(key), "0", "-1").array?.flatMap { $0.bytes ?? [] } ?? []
+                        dump = try await redis.send("ZRANGE", key: key, "0", "-1").array?.flatMap { $0.bytes ?? [] } ?? []
                     }
                     let text = String(decoding: dump, as: UTF8.self)
                     #expect(!text.contains(token) && !text.contains(session.token))
                     #expect(Data(dump).range(of: tokenBytes) == nil)
-                    #expect(try await redis.send("PTTL", RedisArgument(key)).integer ?? -1 > 0, "every key has a TTL")
+                    #expect(try await redis.send("PTTL", key: key).integer ?? -1 > 0, "every key has a TTL")
                 }
             }
         }

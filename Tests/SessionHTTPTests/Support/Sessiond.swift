@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import RedisClient
 import RedisTestSupport
 import ServiceLifecycle
@@ -32,12 +33,38 @@ final class LogCapture: Sendable {
     var text: String { lines.withLock { $0.joined() } }
 }
 
-/// Where the shared test Redis is: `scripts/test` sets SESSIOND_TEST_REDIS_URL.
-func sharedRedisURL() throws -> String {
-    guard let url = ProcessInfo.processInfo.environment["SESSIOND_TEST_REDIS_URL"], !url.isEmpty else {
-        throw TestSetupError("SESSIOND_TEST_REDIS_URL is not set: run the tests with scripts/test")
+/// Which shared Redis the HTTP tests run against, from `SESSIOND_TEST_DEPLOYMENT`: `single`
+/// (the default, SESSIOND_TEST_REDIS_URL), `cluster` (SESSIOND_TEST_CLUSTER_URLS) or `sentinel`
+/// (SESSIOND_TEST_SENTINELS and SESSIOND_TEST_SENTINEL_MASTER). `scripts/test` starts all three
+/// and runs the HTTP suite once against each.
+enum TestDeployment {
+    static var name: String { ProcessInfo.processInfo.environment["SESSIOND_TEST_DEPLOYMENT"] ?? "single" }
+
+    /// The SESSIOND_* values that point sessiond at the shared deployment.
+    static func settings() throws -> [String: String] {
+        switch name {
+        case "single":
+            return ["SESSIOND_REDIS_URL": try environment("SESSIOND_TEST_REDIS_URL")]
+        case "cluster":
+            return ["SESSIOND_REDIS_URL": try environment("SESSIOND_TEST_CLUSTER_URLS")]
+        case "sentinel":
+            return [
+                // Sentinel mode takes only credentials and the database from the URL.
+                "SESSIOND_REDIS_URL": "redis://127.0.0.1:6379/0",
+                "SESSIOND_REDIS_SENTINELS": try environment("SESSIOND_TEST_SENTINELS"),
+                "SESSIOND_REDIS_MASTER_NAME": try environment("SESSIOND_TEST_SENTINEL_MASTER"),
+            ]
+        default:
+            throw TestSetupError("SESSIOND_TEST_DEPLOYMENT must be single, cluster or sentinel, not \(name)")
+        }
     }
-    return url
+
+    private static func environment(_ variable: String) throws -> String {
+        guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
+            throw TestSetupError("\(variable) is not set: run the tests with scripts/test")
+        }
+        return value
+    }
 }
 
 struct TestSetupError: Error, CustomStringConvertible {
@@ -49,9 +76,11 @@ struct TestSetupError: Error, CustomStringConvertible {
 struct Sessiond: Sendable {
     let client: HTTPTestClient
     let keyPrefix: String
-    let redisURL: String
+    /// Where this server's Redis is, for looking at what it stored.
+    let redisTopology: RedisTopologyConfiguration
 
-    /// Runs sessiond with its own key prefix on the shared Redis (or `redisURL`), calls `body`,
+    /// Runs sessiond with its own key prefix on the shared deployment (or the single Redis at
+    /// `redisURL`), calls `body`,
     /// then shuts it down. `settings` overrides SESSIOND_* values.
     static func with<T: Sendable>(
         redisURL: String? = nil,
@@ -61,11 +90,11 @@ struct Sessiond: Sendable {
         waitForRedis: Bool = true,
         _ body: @Sendable (Sessiond) async throws -> T
     ) async throws -> T {
-        let url = try redisURL ?? sharedRedisURL()
         var values = [
-            "SESSIOND_HOST": "127.0.0.1", "SESSIOND_PORT": "0", "SESSIOND_REDIS_URL": url,
+            "SESSIOND_HOST": "127.0.0.1", "SESSIOND_PORT": "0",
             "SESSIOND_API_KEYS": TestKeys.all, "SESSIOND_KEY_PREFIX": keyPrefix,
         ]
+        values.merge(try redisURL.map { ["SESSIOND_REDIS_URL": $0] } ?? TestDeployment.settings()) { _, new in new }
         values.merge(settings) { _, new in new }
         var configuration = try ServiceConfiguration(values: values)
         // The whole suite runs in parallel on a small machine and shares one Redis: a command
@@ -77,7 +106,7 @@ struct Sessiond: Sendable {
             JSONLogHandler(label: label, level: .trace, output: capture.output)
         }
         let port = PortBox()
-        let app = buildApplication(configuration: configuration, logger: logger) { channel in
+        let app = try await buildApplication(configuration: configuration, logger: logger) { channel in
             port.set(channel.localAddress?.port ?? 0)
         }
         return try await withThrowingTaskGroup(of: Void.self) { group in
@@ -85,7 +114,7 @@ struct Sessiond: Sendable {
             group.addTask { try await serviceGroup.run() }
             defer { group.cancelAll() }
             let listening = try await port.wait()
-            let server = Sessiond(client: HTTPTestClient(port: listening), keyPrefix: keyPrefix, redisURL: url)
+            let server = Sessiond(client: HTTPTestClient(port: listening), keyPrefix: keyPrefix, redisTopology: configuration.redisTopology)
             if waitForRedis { try await server.waitUntilReady() }
             let result = try await body(server)
             await serviceGroup.triggerGracefulShutdown()
@@ -147,36 +176,87 @@ struct Sessiond: Sendable {
         try await request(.GET, "/v1/users/\(user)/sessions\(query)", key: TestKeys.admin)
     }
 
-    /// Every Redis key under this server's prefix (SCAN, never KEYS on a shared server).
+    /// The deployment's routing key: the one key without a TTL, created on first use.
+    var routingKeyName: String { keyPrefix + "{routing}key" }
+
+    /// Every session and index key under this server's prefix (SCAN, never KEYS on a shared
+    /// server); the routing key, which lives for the deployment's lifetime, is left out.
     func redisKeys() async throws -> [String] {
-        try await withRedis(url: redisURL) { redis in
+        try await allRedisKeys().filter { $0 != routingKeyName }
+    }
+
+    func allRedisKeys() async throws -> [String] {
+        try await withRedis(redisTopology) { redis in try await redis.keys(matching: keyPrefix + "*") }
+    }
+}
+
+/// A view of the deployment a test server uses, for looking at what sessiond stored: commands
+/// go to the server holding their key; `keys(matching:)` scans every master.
+struct TestRedis: Sendable {
+    let deployment: any RedisDeployment
+
+    func send(_ name: String, key: String, _ arguments: RedisArgument...) async throws -> RESPValue {
+        try await deployment.send(RedisCommand(name, [RedisArgument(key)] + arguments), routingKey: RedisArgument(key))
+    }
+
+    /// SCAN, never KEYS on a shared server.
+    func keys(matching pattern: String) async throws -> [String] {
+        let servers: [RedisConfiguration]
+        if let cluster = deployment as? RedisClusterClient {
+            servers = cluster.masters.map { RedisConfiguration(host: $0.host, port: $0.port) }
+        } else if let single = deployment as? RedisClient {
+            let address = single.connectedAddress ?? RedisNodeAddress(host: single.configuration.host, port: single.configuration.port)
+            var server = single.configuration
+            (server.host, server.port) = (address.host, address.port)
+            servers = [server]
+        } else {
+            throw TestSetupError("unknown deployment \(deployment)")
+        }
+        var keys = [String]()
+        for server in servers {
+            let connection = try await RedisConnection.connect(configuration: server.forInspection, eventLoop: MultiThreadedEventLoopGroup.singleton.next())
+            defer { connection.close() }
             var cursor = "0"
-            var keys = [String]()
             repeat {
-                let reply = try await redis.send("SCAN", RedisArgument(cursor), "MATCH", RedisArgument(keyPrefix + "*"), "COUNT", "1000")
+                let reply = try await connection.send(RedisCommand("SCAN", RedisArgument(cursor), "MATCH", RedisArgument(pattern), "COUNT", "1000"))
                 guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let batch = parts[1].array else {
                     throw TestSetupError("unexpected SCAN reply \(reply)")
                 }
                 cursor = next
                 keys += batch.compactMap(\.string)
             } while cursor != "0"
-            return keys
         }
+        return keys
     }
 }
 
-/// Runs `body` with a connected RedisClient, for looking at what sessiond stored.
-func withRedis<T: Sendable>(url: String, _ body: @Sendable (RedisClient) async throws -> T) async throws -> T {
-    var configuration = try RedisConfiguration(url: url)
-    configuration.commandTimeout = .seconds(10)
-    let client = RedisClient(configuration: configuration)
+extension RedisConfiguration {
+    /// Generous timeouts: the whole suite shares two cores.
+    var forInspection: RedisConfiguration {
+        var configuration = self
+        configuration.connectTimeout = .seconds(5)
+        configuration.commandTimeout = .seconds(10)
+        return configuration
+    }
+}
+
+/// Runs `body` with a client of `topology`, for looking at what sessiond stored.
+func withRedis<T: Sendable>(_ topology: RedisTopologyConfiguration, _ body: @Sendable (TestRedis) async throws -> T) async throws -> T {
+    let inspecting: RedisTopologyConfiguration
+    switch topology {
+    case .seeds(let seeds): inspecting = .seeds(seeds.map(\.forInspection))
+    case .sentinel(let sentinels, let name, let server): inspecting = .sentinel(sentinels: sentinels, masterName: name, server: server.forInspection)
+    }
+    let deployment = try await RedisDeployments.connect(inspecting, logger: Logger(label: "test-inspection"))
     return try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await client.run() }
+        group.addTask { try await deployment.run() }
         defer { group.cancelAll() }
-        guard await client.waitUntilConnected(timeout: .seconds(5)) else {
-            throw TestSetupError("cannot connect to Redis at \(url)")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while (try? await deployment.ping()) == nil {
+            guard ContinuousClock.now < deadline else { throw TestSetupError("cannot reach \(deployment)") }
+            try await Task.sleep(for: .milliseconds(20))
         }
-        return try await body(client)
+        return try await body(TestRedis(deployment: deployment))
     }
 }
 

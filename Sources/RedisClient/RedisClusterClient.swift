@@ -1,0 +1,252 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// A Redis Cluster client: a slot map from `CLUSTER SLOTS`, one pipelined `RedisClient` pool per
+/// master, and the cluster's redirects handled where they arise:
+/// - `MOVED`: the slot has a new owner; the map takes it at once, a full refresh follows, retry.
+/// - `ASK`: one command goes to the importing node after `ASKING`; the map stays.
+/// - `TRYAGAIN`, `CLUSTERDOWN`, `READONLY`: retried after a short pause, within a bounded
+///   budget, then answered as `.unavailable`.
+/// A slot whose master cannot be reached fails at once with `.unavailable` (never a guess) and
+/// asks for a refresh, so a promoted replica is found without a restart; the map is also
+/// refreshed every few seconds, faster while part of the cluster is down.
+public final class RedisClusterClient: RedisDeployment, Sendable {
+    private struct NodePool: Sendable {
+        var client: RedisClient
+        var task: Task<Void, Never>
+    }
+
+    private struct State: Sendable {
+        var topology: ClusterTopology
+        var pools: [RedisNodeAddress: NodePool] = [:]
+        var stopped = false
+    }
+
+    private let configuration: RedisConfiguration
+    private let seeds: [RedisNodeAddress]
+    private let eventLoopGroup: any EventLoopGroup
+    private let logger: Logger
+    private let state: Mutex<State>
+    private let refreshing = Atomic<Bool>(false)
+
+    /// Redirects and retries one command may take before it is answered as unavailable.
+    static let maxAttempts = 6
+    static let refreshInterval = Duration.seconds(5)
+    static let degradedRefreshInterval = Duration.milliseconds(500)
+
+    /// `configuration` gives credentials, timeouts and pool size for every node; `topology` is
+    /// the map found at start (`RedisDeployments.connect`).
+    init(
+        configuration: RedisConfiguration,
+        seeds: [RedisNodeAddress],
+        topology: ClusterTopology,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.seeds = seeds
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+        self.state = Mutex(State(topology: topology))
+    }
+
+    /// Connects a pool to every master, then keeps the slot map fresh until shut down.
+    public func run() async throws {
+        let masters = state.withLock { $0.topology.masters }
+        for master in masters { _ = pool(for: master) }
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.isDegraded ? Self.degradedRefreshInterval : Self.refreshInterval)
+                if Task.isCancelled { break }
+                await self.refreshTopology()
+            }
+        }
+        let pools = state.withLock { state in
+            state.stopped = true
+            defer { state.pools.removeAll() }
+            return Array(state.pools.values)
+        }
+        for pool in pools { pool.task.cancel() }
+    }
+
+    private var isDegraded: Bool {
+        state.withLock { state in
+            state.topology.unownedSlots > 0 || state.topology.masters.contains { state.pools[$0]?.client.isConnected != true }
+        }
+    }
+
+    // MARK: routing
+
+    public func send(_ command: RedisCommand, routingKey: RedisArgument) async throws -> RESPValue {
+        try await routed(slot: HashSlot.of(routingKey.bytes)) { node, asking in
+            asking ? try await node.sendAsking(command) : try await node.send(command)
+        }
+    }
+
+    public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool) async throws -> RESPValue {
+        guard let first = keys.first else {
+            throw RedisClientError(.invalidConfiguration, "script \(script.name) needs a key to be routed on a cluster")
+        }
+        return try await routed(slot: HashSlot.of(first.bytes)) { node, asking in
+            try await node.evaluate(script, keys: keys, arguments: arguments, replicated: replicated, asking: asking)
+        }
+    }
+
+    private func routed(slot: Int, _ operation: (RedisClient, _ asking: Bool) async throws -> RESPValue) async throws -> RESPValue {
+        var askTarget: RedisClient?
+        var lastRedirect = ""
+        for attempt in 0..<Self.maxAttempts {
+            let node: RedisClient
+            if let askTarget {
+                node = askTarget
+            } else if let owner = state.withLock({ $0.topology.owner(of: slot) }) {
+                node = pool(for: owner)
+            } else {
+                requestRefresh()
+                throw RedisClientError(.unavailable, "cluster slot \(slot) has no master")
+            }
+            await node.waitForFirstConnection(timeout: .nanoseconds(configuration.connectTimeout.nanoseconds))
+            do {
+                return try await operation(node, askTarget != nil)
+            } catch let error as RedisClientError where error.code == .commandError {
+                guard let redirect = ClusterRedirect(errorMessage: error.message, askedHost: node.configuration.host) else { throw error }
+                lastRedirect = error.message
+                askTarget = nil
+                switch redirect {
+                case .moved(let movedSlot, let address):
+                    state.withLock { $0.topology.assign(movedSlot, to: address) }
+                    requestRefresh()
+                case .ask(let address):
+                    askTarget = pool(for: address)
+                case .tryAgain:
+                    try? await Task.sleep(for: Self.pause(attempt))
+                case .clusterDown, .readOnly:
+                    requestRefresh()
+                    try? await Task.sleep(for: Self.pause(attempt))
+                }
+            } catch let error as RedisClientError where error.isUnavailability && error.code != .notReplicated {
+                requestRefresh()
+                throw error
+            }
+        }
+        throw RedisClientError(.unavailable, "cluster slot \(slot) did not settle after \(Self.maxAttempts) attempts (last: \(lastRedirect))")
+    }
+
+    /// 10, 20, 40, 80, 160 ms: the whole budget stays well under a second.
+    private static func pause(_ attempt: Int) -> Duration {
+        .milliseconds(10 << min(attempt, 4))
+    }
+
+    /// The pool of `address`, started on first use.
+    private func pool(for address: RedisNodeAddress) -> RedisClient {
+        state.withLock { state in
+            if let existing = state.pools[address] { return existing.client }
+            var nodeConfiguration = configuration
+            nodeConfiguration.host = address.host
+            nodeConfiguration.port = address.port
+            var nodeLogger = logger
+            nodeLogger[metadataKey: "node"] = "\(address)"
+            let client = RedisClient(configuration: nodeConfiguration, eventLoopGroup: eventLoopGroup, logger: nodeLogger)
+            // After shutdown a pool is never started: callers get `.unavailable` from it.
+            let task = state.stopped ? Task {} : Task { try? await client.run() }
+            state.pools[address] = NodePool(client: client, task: task)
+            return client
+        }
+    }
+
+    // MARK: topology
+
+    private func requestRefresh() {
+        guard !refreshing.load(ordering: .relaxed) else { return }
+        Task { await self.refreshTopology() }
+    }
+
+    /// Asks a reachable node for `CLUSTER SLOTS` (connected masters first, then every known
+    /// node and the seeds) and applies the answer. One refresh runs at a time.
+    func refreshTopology() async {
+        guard refreshing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
+        defer { refreshing.store(false, ordering: .releasing) }
+        let (masterPools, known) = state.withLock { state in
+            (
+                state.topology.masters.compactMap { state.pools[$0]?.client }.filter(\.isConnected),
+                state.topology.masters + state.topology.replicas
+            )
+        }
+        for client in masterPools {
+            if let reply = try? await client.send(RedisCommand("CLUSTER", "SLOTS")),
+               let topology = try? ClusterTopology(clusterSlots: reply, askedHost: client.configuration.host) {
+                apply(topology)
+                return
+            }
+        }
+        var tried = Set(masterPools.map { RedisNodeAddress(host: $0.configuration.host, port: $0.configuration.port) })
+        for address in known + seeds where tried.insert(address).inserted {
+            if let topology = try? await Self.fetchTopology(from: address, configuration: configuration, eventLoopGroup: eventLoopGroup) {
+                apply(topology)
+                return
+            }
+        }
+        logger.warning("cluster topology refresh failed: no node answered CLUSTER SLOTS")
+    }
+
+    private func apply(_ topology: ClusterTopology) {
+        // Pools of nodes that are no longer masters are closed: a demoted node would only answer MOVED.
+        let (changed, retired) = state.withLock { state -> (Bool, [NodePool]) in
+            guard state.topology != topology else { return (false, []) }
+            state.topology = topology
+            var retired = [NodePool]()
+            for (address, pool) in state.pools where !topology.masters.contains(address) {
+                retired.append(pool)
+                state.pools[address] = nil
+            }
+            return (true, retired)
+        }
+        guard changed else { return }
+        for pool in retired { pool.task.cancel() }
+        for master in topology.masters { _ = pool(for: master) }
+        logger.info("cluster topology changed", metadata: [
+            "masters": "\(topology.masters.map(\.description).joined(separator: ","))",
+            "unowned_slots": "\(topology.unownedSlots)",
+        ])
+    }
+
+    /// `CLUSTER SLOTS` over a one-off connection.
+    static func fetchTopology(
+        from address: RedisNodeAddress, configuration: RedisConfiguration, eventLoopGroup: any EventLoopGroup
+    ) async throws -> ClusterTopology {
+        var nodeConfiguration = configuration
+        nodeConfiguration.host = address.host
+        nodeConfiguration.port = address.port
+        let connection = try await RedisConnection.connect(configuration: nodeConfiguration, eventLoop: eventLoopGroup.next())
+        defer { connection.close() }
+        return try ClusterTopology(clusterSlots: try await connection.send(RedisCommand("CLUSTER", "SLOTS")), askedHost: address.host)
+    }
+
+    // MARK: health
+
+    /// Succeeds while at least one master answers: slots of the others fail request by request.
+    public func ping() async throws {
+        let masters = state.withLock { state in state.topology.masters.compactMap { state.pools[$0]?.client } }
+        var lastError: (any Error)?
+        for master in masters {
+            do {
+                try await master.ping()
+                return
+            } catch {
+                lastError = error
+            }
+        }
+        throw RedisClientError(.unavailable, "no cluster master answers\(lastError.map { ": \($0)" } ?? "")")
+    }
+
+    /// Masters and slot coverage, for tests and logs.
+    public var masters: [RedisNodeAddress] { state.withLock { $0.topology.masters } }
+
+    public var description: String {
+        let (masters, unowned) = state.withLock { ($0.topology.masters.count, $0.topology.unownedSlots) }
+        return "Redis Cluster with \(masters) masters (\(unowned) slots unowned)"
+    }
+}

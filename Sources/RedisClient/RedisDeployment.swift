@@ -1,0 +1,17 @@
+import ServiceLifecycle
+
+/// What the session store needs from Redis, whatever its shape: one server (`RedisClient`, also
+/// behind Sentinel) or a Redis Cluster (`RedisClusterClient`). Keys route commands: every key
+/// of one call must share a hash slot, as on a cluster.
+public protocol RedisDeployment: Service, Sendable, CustomStringConvertible {
+    /// Sends `command` to the server that holds `routingKey`. Error replies throw `.commandError`.
+    func send(_ command: RedisCommand, routingKey: RedisArgument) async throws -> RESPValue
+
+    /// Runs `script` (EVALSHA, loaded where needed) on the server that holds `keys`, which must
+    /// share one slot. With `replicated`, the writes must reach a replica (`WAIT`) before the call
+    /// returns, when the server has replicas; otherwise it throws `.notReplicated`.
+    func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool) async throws -> RESPValue
+
+    /// Succeeds while Redis answers (on a cluster: at least one master).
+    func ping() async throws
+}
