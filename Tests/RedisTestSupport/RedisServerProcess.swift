@@ -167,7 +167,7 @@ public final class RedisServerProcess: Sendable {
         }
     }
 
-    private static func findExecutable(_ name: String) throws -> URL {
+    static func findExecutable(_ name: String) throws -> URL {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         for directory in path.split(separator: ":") {
             let candidate = URL(fileURLWithPath: String(directory)).appendingPathComponent(name)

@@ -2,7 +2,7 @@
 --
 -- Environment:
 --   BENCH_MODE        "sessiond": GET /v1/session with X-Session-Token (reader key)
---                     "webdis":   GET /GET/sessiond:<handle> (a bare Redis GET)
+--                     "webdis":   GET /GET/sessiond:{<tag>}<rest of handle> (a bare Redis GET)
 --   BENCH_FILE        "user_id handle token" lines, as written by create.lua
 --   BENCH_READER_KEY  API key of role reader (sessiond mode)
 --   BENCH_WEBDIS_SUFFIX  appended to the webdis key, e.g. ".raw" (default: JSON output)
@@ -26,6 +26,11 @@ function init(args)
       end
       count = count + 1
       items[count] = fields[column]
+      if mode == "webdis" then
+         -- The session key: the handle's 3-character routing tag as the hash tag, then the rest
+         -- (docs/redis-layout.md); braces percent-encoded in the URL.
+         items[count] = "%7B" .. items[count]:sub(1, 3) .. "%7D" .. items[count]:sub(4)
+      end
    end
    assert(count > 0, "no sessions in " .. path)
    if mode == "webdis" then

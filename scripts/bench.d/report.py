@@ -153,7 +153,7 @@ against contenders measured in the same run, so machine noise mostly cancels.
 How each figure is taken:
 - *lookup*: `wrk` with `scripts/bench.d/lookup.lua` picking random tokens among all sessions
   (`GET /v1/session`, `X-Session-Token`, reader key; default `touch=true`).
-- *webdis*: the same `wrk` script picking random handles, `GET /GET/sessiond:<handle>` (a bare
+- *webdis*: the same `wrk` script picking random handles, `GET /GET/sessiond:{{<tag>}}<rest of handle>` (a bare
   Redis `GET` of the same session records), webdis {meta.get('webdis_threads', '?')} thread(s), output
   format {meta.get('webdis_format', 'json')} (with JSON output webdis answers `{{"GET":""}}` for these binary
   records: it fetches the value but cannot encode it; `BENCH_WEBDIS_FORMAT=raw` sends the bytes).

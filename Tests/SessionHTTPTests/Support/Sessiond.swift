@@ -247,7 +247,7 @@ func withRedis<T: Sendable>(_ topology: RedisTopologyConfiguration, _ body: @Sen
     case .seeds(let seeds): inspecting = .seeds(seeds.map(\.forInspection))
     case .sentinel(let sentinels, let name, let server): inspecting = .sentinel(sentinels: sentinels, masterName: name, server: server.forInspection)
     }
-    let deployment = try await RedisDeployments.connect(inspecting, logger: Logger(label: "test-inspection"))
+    let deployment = try await RedisDeployments.connect(inspecting, logger: Logger(label: "test-inspection") { _ in SwiftLogNoOpLogHandler() })
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await deployment.run() }
         defer { group.cancelAll() }

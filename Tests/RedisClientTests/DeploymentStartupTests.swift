@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import RedisClient
+
+/// Start-up finds out what the configured Redis is and refuses, with one line saying why, what
+/// cannot work. Cluster and Sentinel cases use the topologies `scripts/test` starts.
+@Suite("Redis deployment detection at start")
+struct DeploymentStartupTests {
+    let logger = Logger(label: "test")
+
+    private func seeds(_ urls: [String]) throws -> RedisTopologyConfiguration {
+        .seeds(try urls.map { try RedisConfiguration(url: $0).forTests })
+    }
+
+    private func refusal(_ topology: RedisTopologyConfiguration, patience: Duration = .milliseconds(600)) async -> String? {
+        do {
+            let deployment = try await RedisDeployments.connect(topology, logger: logger, patience: patience)
+            Issue.record("accepted: \(deployment)")
+            return nil
+        } catch let error as RedisClientError {
+            return error.message
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    private static func environment(_ name: String) throws -> String {
+        try #require(ProcessInfo.processInfo.environment[name], "\(name) is not set: run the tests with scripts/test")
+    }
+
+    @Test("one plain URL is a single server; the cluster seeds are a cluster with every slot owned")
+    func detectsMode() async throws {
+        let single = try await RedisDeployments.connect(try seeds([SharedRedis.url()]), logger: logger)
+        #expect(single is RedisClient)
+        let urls = try Self.environment("SESSIOND_TEST_CLUSTER_URLS").split(separator: ",").map(String.init)
+        // One seed is enough to find the whole cluster.
+        let cluster = try #require(try await RedisDeployments.connect(try seeds([urls[0]]), logger: logger) as? RedisClusterClient)
+        #expect(cluster.masters.count == 3)
+        #expect(cluster.description.contains("0 slots unowned"))
+    }
+
+    @Test("unreachable seeds are refused once the start-up patience has passed")
+    func unreachableSeeds() async throws {
+        let ports = [try await RedisServerProcess.freePort(), try await RedisServerProcess.freePort()]
+        let start = ContinuousClock.now
+        let message = await refusal(try seeds(ports.map { "redis://127.0.0.1:\($0)" }))
+        #expect(message?.contains("no Redis seed reachable") == true, "\(message ?? "")")
+        #expect(ContinuousClock.now - start < .seconds(5))
+    }
+
+    @Test("cluster and non-cluster seeds mixed are refused")
+    func mixedSeeds() async throws {
+        let cluster = try Self.environment("SESSIOND_TEST_CLUSTER_URLS").split(separator: ",").map(String.init)
+        let message = await refusal(try seeds([cluster[0], try SharedRedis.url()]))
+        #expect(message?.contains("mix cluster and non-cluster") == true, "\(message ?? "")")
+    }
+
+    @Test("several URLs that are not cluster nodes are refused")
+    func severalPlainServers() async throws {
+        try await RedisServerProcess.withServer { other in
+            let message = await refusal(try seeds([try SharedRedis.url(), other.url]))
+            #expect(message?.contains("not cluster nodes") == true, "\(message ?? "")")
+        }
+    }
+
+    @Test("a cluster whose state is not ok is refused")
+    func clusterNotOK() async throws {
+        // A lone cluster-enabled node owns no slot: cluster_state:fail.
+        try await RedisServerProcess.withServer(extraArgs: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes-\(UUID().uuidString).conf"]) { lone in
+            let message = await refusal(try seeds([lone.url]))
+            #expect(message?.contains("cluster_state:fail") == true, "\(message ?? "")")
+        }
+    }
+
+    @Test("a master name no sentinel knows is refused at once; unreachable sentinels after the patience")
+    func sentinelRefusals() async throws {
+        let sentinels = try Self.environment("SESSIOND_TEST_SENTINELS").split(separator: ",").compactMap { RedisNodeAddress(parsing: $0) }
+        let server = try RedisConfiguration(url: "redis://127.0.0.1:6379/0").forTests
+        let start = ContinuousClock.now
+        let unknown = await refusal(.sentinel(sentinels: sentinels, masterName: "no-such-master", server: server), patience: .seconds(5))
+        #expect(unknown?.contains("no sentinel knows a master named 'no-such-master'") == true, "\(unknown ?? "")")
+        #expect(ContinuousClock.now - start < .seconds(2), "refused without waiting")
+
+        let nobody = [RedisNodeAddress(host: "127.0.0.1", port: try await RedisServerProcess.freePort())]
+        let unreachable = await refusal(.sentinel(sentinels: nobody, masterName: "sessiond", server: server))
+        #expect(unreachable?.contains("unreachable") == true, "\(unreachable ?? "")")
+
+        let master = try Self.environment("SESSIOND_TEST_SENTINEL_MASTER")
+        let found = try await RedisDeployments.connect(.sentinel(sentinels: sentinels, masterName: master, server: server), logger: logger)
+        #expect(found is RedisClient)
+    }
+}
