@@ -40,7 +40,10 @@ public final class RedisClient: RedisDeployment, Sendable {
         self.logger = logger
         self.resolver = resolver
         self.requireMaster = requireMaster
-        self.slots = (0..<configuration.resolvedPoolSize).map { _ in PoolSlot() }
+        // Slot i lives on event loop i (round robin): with one slot per loop, every HTTP channel
+        // finds a connection on its own loop, and the lookup fast path never changes thread.
+        let loops = Array(eventLoopGroup.makeIterator())
+        self.slots = (0..<configuration.resolvedPoolSize).map { PoolSlot(eventLoop: loops[$0 % loops.count]) }
     }
 
     /// Keeps every pool slot connected until cancelled or the service group shuts down.
@@ -56,7 +59,7 @@ public final class RedisClient: RedisDeployment, Sendable {
     }
 
     private func maintainConnection(slot index: Int) async {
-        let eventLoop = eventLoopGroup.next()
+        let eventLoop = slots[index].eventLoop
         var backoff = configuration.reconnectBackoffInitial
         var failures = 0
         while !Task.isCancelled {
@@ -151,6 +154,25 @@ public final class RedisClient: RedisDeployment, Sendable {
             throw RedisClientError(.unavailable, "Redis at \(configuration.host):\(configuration.port) is unavailable")
         }
         return connection
+    }
+
+    /// A live connection on `eventLoop`, or any live one.
+    private func liveConnection(preferring eventLoop: any EventLoop) -> RedisConnection? {
+        for slot in slots where slot.eventLoop === eventLoop {
+            if let connection = slot.connection.withLock({ $0 }), connection.isActive { return connection }
+        }
+        return liveConnection()
+    }
+
+    /// `RedisDeployment`: the command on a connection of `eventLoop` when the pool has one, so
+    /// neither the request nor its reply changes thread; the future completes on `eventLoop`.
+    public func send(_ command: RedisCommand, routingKey: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
+        guard let connection = liveConnection(preferring: eventLoop) else {
+            return eventLoop.makeFailedFuture(
+                RedisClientError(.unavailable, "Redis at \(configuration.host):\(configuration.port) is unavailable")
+            )
+        }
+        return connection.sendRaw(command).hop(to: eventLoop).flatMapThrowing(Self.checked)
     }
 
     /// True when at least one pooled connection is up.
@@ -278,7 +300,13 @@ public final class RedisClient: RedisDeployment, Sendable {
     public var description: String { "single Redis at \(configuration.host):\(configuration.port)" }
 }
 
-/// One place in the pool: the connection its maintenance task keeps up, or nil while down.
+/// One place in the pool: the connection its maintenance task keeps up on `eventLoop`, or nil
+/// while down.
 private final class PoolSlot: Sendable {
+    let eventLoop: any EventLoop
     let connection = Mutex<RedisConnection?>(nil)
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
 }

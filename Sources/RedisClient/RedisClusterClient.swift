@@ -86,6 +86,17 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         }
     }
 
+    /// One attempt on the slot's master, on `eventLoop`; a redirect comes back as its
+    /// `.commandError` for the caller to retry through `send(_:routingKey:)`.
+    public func send(_ command: RedisCommand, routingKey: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
+        let slot = HashSlot.of(routingKey.bytes)
+        guard let owner = state.withLock({ $0.topology.owner(of: slot) }) else {
+            requestRefresh()
+            return eventLoop.makeFailedFuture(RedisClientError(.unavailable, "cluster slot \(slot) has no master"))
+        }
+        return pool(for: owner).send(command, routingKey: routingKey, on: eventLoop)
+    }
+
     public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool) async throws -> RESPValue {
         guard let first = keys.first else {
             throw RedisClientError(.invalidConfiguration, "script \(script.name) needs a key to be routed on a cluster")

@@ -1,3 +1,4 @@
+import NIOCore
 import ServiceLifecycle
 
 /// What the session store needs from Redis, whatever its shape: one server (`RedisClient`, also
@@ -6,6 +7,11 @@ import ServiceLifecycle
 public protocol RedisDeployment: Service, Sendable, CustomStringConvertible {
     /// Sends `command` to the server that holds `routingKey`. Error replies throw `.commandError`.
     func send(_ command: RedisCommand, routingKey: RedisArgument) async throws -> RESPValue
+
+    /// The hot path: `command` sent from and answered on `eventLoop` (the HTTP channel's), with
+    /// no task or thread hop when a connection lives there. No retries and no redirects: a
+    /// caller that gets an error it cannot answer itself falls back to `send(_:routingKey:)`.
+    func send(_ command: RedisCommand, routingKey: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue>
 
     /// Runs `script` (EVALSHA, loaded where needed) on the server that holds `keys`, which must
     /// share one slot. With `replicated`, the writes must reach a replica (`WAIT`) before the call

@@ -11,15 +11,24 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     public var headers: HTTPFields { extraHeaders }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        Response(status: status, headers: responseHeaders, body: .init(byteBuffer: body))
+    }
+
+    /// `{"error": code, "message": text}`.
+    var body: ByteBuffer {
         var json = JSONWriter()
         json.beginObject()
         json.key("error"); json.string(code)
         json.key("message"); json.string(message)
         json.endObject()
+        return json.buffer
+    }
+
+    var responseHeaders: HTTPFields {
         var headers = extraHeaders
         headers[.contentType] = "application/json"
         headers[.cacheControl] = "no-store"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: json.buffer))
+        return headers
     }
 
     static func invalidRequest(_ message: String) -> APIError {

@@ -18,6 +18,25 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     private func apiError(for error: any Error, request: Request) -> APIError {
+        if let error = error as? HTTPError {
+            switch error.status {
+            case .notFound:
+                let allowed = APIRoute.methods(matching: request.uri.path, in: routes)
+                return allowed.isEmpty ? .notFound("no such route") : .methodNotAllowed(allowed: allowed)
+            case .contentTooLarge:
+                return .payloadTooLarge("request body is too large")
+            default:
+                return .invalidRequest(error.body ?? "bad request")
+            }
+        }
+        return APIError.answering(error, logger: logger)
+    }
+}
+
+extension APIError {
+    /// The answer to an error of a handler or of the store: Redis that cannot answer is a 503,
+    /// never a guess; anything unforeseen is logged and answered 500 without details.
+    static func answering(_ error: any Error, logger: Logger) -> APIError {
         switch error {
         case let error as APIError:
             return error
@@ -31,16 +50,6 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 return .storeUnavailable("too many concurrent updates of this session; retry")
             case .corruptRecord, .unexpectedReply:
                 return .storeUnavailable("the session store returned data this version cannot read")
-            }
-        case let error as HTTPError:
-            switch error.status {
-            case .notFound:
-                let allowed = APIRoute.methods(matching: request.uri.path, in: routes)
-                return allowed.isEmpty ? .notFound("no such route") : .methodNotAllowed(allowed: allowed)
-            case .contentTooLarge:
-                return .payloadTooLarge("request body is too large")
-            default:
-                return .invalidRequest(error.body ?? "bad request")
             }
         default:
             logger.error("unexpected error", metadata: ["error": .string("\(type(of: error))")])

@@ -50,6 +50,22 @@ public struct APIKeyRing: Sendable {
         self.entries = entries
     }
 
+    /// Checks `Authorization: Bearer <key>` against `required`: `invalid_api_key` or `forbidden`.
+    func authorize(_ authorization: String?, _ required: Role) throws(APIError) {
+        guard let header = authorization else {
+            throw APIError.invalidAPIKey("missing Authorization: Bearer <api key>")
+        }
+        guard header.utf8.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            throw APIError.invalidAPIKey("Authorization must use the Bearer scheme")
+        }
+        guard let role = role(of: header.dropFirst(7).trimmingASCIISpaces()) else {
+            throw APIError.invalidAPIKey("unknown API key")
+        }
+        guard role >= required else {
+            throw APIError.forbidden("this API key has role \(role.name); this route needs \(required.name)")
+        }
+    }
+
     /// The role of the presented key, or nil when it matches no configured key.
     public func role(of presentedKey: some StringProtocol) -> Role? {
         let presented = SecretDigest(of: presentedKey)

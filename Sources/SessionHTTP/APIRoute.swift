@@ -9,6 +9,9 @@ public struct APIRoute: Sendable, Equatable {
     /// nil: no API key needed.
     public let role: Role?
 
+    /// The lookup's path, which `SessionLookupChannelHandler` answers in front of the router.
+    static let lookupPath = "/v1/session"
+
     public static let all: [APIRoute] = [
         .init(method: .post, path: "/v1/sessions", role: .app),
         .init(method: .get, path: "/v1/session", role: .reader),

@@ -21,15 +21,16 @@ public func buildApplication(
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: RequestLogMiddleware(logger: logger))
     router.add(middleware: APIErrorMiddleware(routes: APIRoute.all, logger: logger))
-    SessionRoutes<AppRequestContext>(
-        store: store,
-        redis: redis,
-        keys: configuration.apiKeys,
-        cookie: SessionCookie(name: configuration.cookieName, sameSite: configuration.cookieSameSite)
-    ).register(on: router)
+    let cookie = SessionCookie(name: configuration.cookieName, sameSite: configuration.cookieSameSite)
+    SessionRoutes<AppRequestContext>(store: store, redis: redis, keys: configuration.apiKeys, cookie: cookie).register(on: router)
+    let serverName = "sessiond"
+    let lookupPath = SessionLookupChannelHandler.Shared(
+        store: store, keys: configuration.apiKeys, cookie: cookie, serverName: serverName, logger: logger
+    )
     var app = Application(
         router: router,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "sessiond"),
+        server: .http1(configuration: .init(additionalChannelHandlers: [SessionLookupChannelHandler(shared: lookupPath)])),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),
         onServerRunning: onServerRunning,
         logger: logger
     )

@@ -1,3 +1,5 @@
+import HTTPTypes
+import SessionCrypto
 import SessionStore
 
 /// The session cookie: how tokens are read from a `Cookie` header and the `Set-Cookie`
@@ -15,6 +17,20 @@ struct SessionCookie: Sendable {
 
     var clear: String {
         "\(name)=; Path=/; Secure; HttpOnly; SameSite=\(sameSite.rawValue); Max-Age=0"
+    }
+
+    /// The request's session token: `X-Session-Token`, else this cookie.
+    func token(in headers: HTTPFields) throws(APIError) -> SessionToken {
+        let text: Substring
+        if let header = headers[.sessionToken] {
+            text = Substring(header)
+        } else if let value = headers[values: .cookie].lazy.compactMap({ self.value(inCookieHeader: Substring($0)) }).first {
+            text = value
+        } else {
+            throw APIError.invalidSession("no session token: send X-Session-Token or the \(name) cookie")
+        }
+        guard let token = SessionToken(parsing: text) else { throw APIError.invalidSession("malformed session token") }
+        return token
     }
 
     /// The value of this cookie in a `Cookie` header (`a=1; b=2`), if present.

@@ -53,18 +53,15 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         return json(.created, payload, session: created.session)
     }
 
+    /// GET /v1/session. Most lookups never get here: `SessionLookupChannelHandler` answers them
+    /// on the connection's event loop, with the same parsing, and hands this route only those it
+    /// cannot finish alone (a touch due, a Redis error to retry or answer).
     @Sendable func lookup(_ request: Request, _ context: Context) async throws -> Response {
-        let query = try queryParameters(request, allowed: ["touch"])
-        let touch: Bool
-        switch query["touch"] {
-        case nil, "true": touch = true
-        case "false": touch = false
-        default: throw APIError.invalidRequest("touch must be true or false")
-        }
+        let touch = try LookupRequest.touch(in: request.uri)
         guard let session = try await store.lookup(try sessionToken(request), touch: touch) else {
             throw APIError.invalidSession("session is unknown, expired or revoked")
         }
-        return json(.ok, SessionJSON.render(session), session: session, identity: true)
+        return Response(status: .ok, headers: LookupRequest.headers(for: session), body: .init(byteBuffer: SessionJSON.render(session)))
     }
 
     @Sendable func update(_ request: Request, _ context: Context) async throws -> Response {
@@ -182,31 +179,11 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     // MARK: request pieces
 
     private func authorize(_ request: Request, _ required: Role) throws {
-        guard let header = request.headers[.authorization] else {
-            throw APIError.invalidAPIKey("missing Authorization: Bearer <api key>")
-        }
-        guard header.utf8.count > 7, header.prefix(7).lowercased() == "bearer " else {
-            throw APIError.invalidAPIKey("Authorization must use the Bearer scheme")
-        }
-        guard let role = keys.role(of: header.dropFirst(7).trimmingASCIISpaces()) else {
-            throw APIError.invalidAPIKey("unknown API key")
-        }
-        guard role >= required else {
-            throw APIError.forbidden("this API key has role \(role.name); this route needs \(required.name)")
-        }
+        try keys.authorize(request.headers[.authorization], required)
     }
 
     private func sessionToken(_ request: Request) throws -> SessionToken {
-        let text: Substring
-        if let header = request.headers[.sessionToken] {
-            text = Substring(header)
-        } else if let value = request.headers[values: .cookie].lazy.compactMap({ cookie.value(inCookieHeader: Substring($0)) }).first {
-            text = value
-        } else {
-            throw APIError.invalidSession("no session token: send X-Session-Token or the \(cookie.name) cookie")
-        }
-        guard let token = SessionToken(parsing: text) else { throw APIError.invalidSession("malformed session token") }
-        return token
+        try cookie.token(in: request.headers)
     }
 
     /// `If-Match: "N"`, `*` or absent. A weak tag (`W/"N"`) never matches, as RFC 9110's strong
@@ -236,15 +213,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
 
     @discardableResult
     private func queryParameters(_ request: Request, allowed: Set<String>) throws -> [String: String] {
-        var result = [String: String]()
-        for (name, value) in request.uri.queryParameters {
-            let key = String(name)
-            guard allowed.contains(key) else { throw APIError.invalidRequest("unknown query parameter '\(key.prefix(64))'") }
-            guard result.updateValue(String(value), forKey: key) == nil else {
-                throw APIError.invalidRequest("query parameter '\(key)' is given twice")
-            }
-        }
-        return result
+        try QueryParameters.parse(request.uri, allowed: allowed)
     }
 
     private func pathUserID(_ context: Context) throws -> String {
@@ -262,12 +231,11 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
 
     // MARK: responses
 
-    private func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, session: Session? = nil, identity: Bool = false) -> Response {
+    private func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, session: Session? = nil) -> Response {
         var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
         if let session {
             headers[.sessionHandle] = session.handle.encoded
             headers[.eTag] = "\"\(session.version)\""
-            if identity { headers[.sessionUserID] = session.userID }
         }
         return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }

@@ -1,3 +1,4 @@
+import NIOCore
 import RedisClient
 import SessionCrypto
 
@@ -172,6 +173,26 @@ public final class SessionStore: Sendable {
             scripts.lookup, keys: [key, indexKey(tagText: handle.tagText, userID: read.userID)], arguments: [], replicated: false
         )
         return try session(from: reply, handle: handle)
+    }
+
+    /// What the hot path of a lookup found without leaving the HTTP channel's event loop.
+    public enum QuickLookup: Sendable {
+        case found(Session)
+        case notFound
+        /// The session is due for a touch: ask `lookup(_:touch:)`, which runs the script.
+        case touchDue
+    }
+
+    /// The lookup of `token` as one `GET` sent and answered on `eventLoop`: no task, no thread
+    /// change. Any failure (Redis away, a cluster redirect) is left to the caller, who falls
+    /// back to `lookup(_:touch:)` for retries, redirects and the error answer.
+    public func quickLookup(_ token: SessionToken, touch: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<QuickLookup> {
+        let handle = token.handle
+        let key = sessionKey(handle)
+        return redis.send(RedisCommand("GET", key), routingKey: key, on: eventLoop).flatMapThrowing { reply in
+            guard let session = try self.session(from: reply, handle: handle) else { return .notFound }
+            return touch && self.dueForTouch(session) ? .touchDue : .found(session)
+        }
     }
 
     /// The lookup script's rule: slide when the last touch is a tenth of the idle timeout old

@@ -1,0 +1,40 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import SessionStore
+
+/// The parts of `GET /v1/session` that the router's handler and the event-loop fast path
+/// (`SessionLookupChannelHandler`) share, so both answer alike.
+enum LookupRequest {
+    /// `?touch=true|false` (default true); any other query parameter is refused.
+    static func touch(in uri: URI) throws(APIError) -> Bool {
+        switch try QueryParameters.parse(uri, allowed: ["touch"])["touch"] {
+        case nil, "true": return true
+        case "false": return false
+        default: throw APIError.invalidRequest("touch must be true or false")
+        }
+    }
+
+    /// The 200 answer's headers: identity for `auth_request`, the version as ETag.
+    static func headers(for session: Session) -> HTTPFields {
+        [
+            .contentType: "application/json", .cacheControl: "no-store",
+            .sessionHandle: session.handle.encoded, .eTag: "\"\(session.version)\"", .sessionUserID: session.userID,
+        ]
+    }
+}
+
+/// Query parameters, strictly: only `allowed` names, each at most once.
+enum QueryParameters {
+    static func parse(_ uri: URI, allowed: Set<String>) throws(APIError) -> [String: String] {
+        var result = [String: String]()
+        for (name, value) in uri.queryParameters {
+            let key = String(name)
+            guard allowed.contains(key) else { throw APIError.invalidRequest("unknown query parameter '\(key.prefix(64))'") }
+            guard result.updateValue(String(value), forKey: key) == nil else {
+                throw APIError.invalidRequest("query parameter '\(key)' is given twice")
+            }
+        }
+        return result
+    }
+}
