@@ -1,10 +1,11 @@
 import DequeModule
 import NIOCore
 
-/// What the connection writes into the pipeline: an encoded command and where its reply goes.
+/// What the connection writes into the pipeline: encoded commands, written in one piece so
+/// nothing else lands between them, and where their replies go, in order.
 struct RedisRequest: Sendable {
     var encoded: ByteBuffer
-    var promise: EventLoopPromise<RESPValue>
+    var promises: [EventLoopPromise<RESPValue>]
 }
 
 /// Pipelining: commands are written as they come and their promises wait in a FIFO; replies
@@ -46,11 +47,12 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         if let closedWith {
-            request.promise.fail(closedWith)
+            for reply in request.promises { reply.fail(closedWith) }
             promise?.fail(closedWith)
             return
         }
-        pending.append(Pending(promise: request.promise, deadline: .now() + commandTimeout))
+        let deadline = NIODeadline.now() + commandTimeout
+        for reply in request.promises { pending.append(Pending(promise: reply, deadline: deadline)) }
         scheduleTimeoutCheckIfNeeded(context: context)
         context.write(wrapOutboundOut(request.encoded), promise: promise)
     }

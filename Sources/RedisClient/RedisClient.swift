@@ -19,11 +19,12 @@ public final class RedisClient: RedisDeployment, Sendable {
     private let logger: Logger
     private let resolver: AddressResolver?
     private let requireMaster: Bool
+    /// The pool's connections, then one more for writes that wait for a replica (`WAIT` holds a
+    /// connection's pipeline until a replica answers, so it never shares one with lookups).
     private let slots: [PoolSlot]
+    private var regularSlots: ArraySlice<PoolSlot> { slots.dropLast() }
+    private var replicatedWriteSlot: PoolSlot { slots[slots.count - 1] }
     private let nextSlot = Atomic<Int>(0)
-    /// Replicas the server reported connected at the last role check; writes that must survive a
-    /// failover wait for one of them (`WAIT`) only when there is one.
-    private let connectedReplicas = Atomic<Int>(0)
     private let everConnected = Atomic<Bool>(false)
     /// How often `ROLE` is asked, for the replica count and, with `requireMaster`, the role.
     static let roleCheckInterval = Duration.seconds(1)
@@ -43,7 +44,7 @@ public final class RedisClient: RedisDeployment, Sendable {
         // Slot i lives on event loop i (round robin): with one slot per loop, every HTTP channel
         // finds a connection on its own loop, and the lookup fast path never changes thread.
         let loops = Array(eventLoopGroup.makeIterator())
-        self.slots = (0..<configuration.resolvedPoolSize).map { PoolSlot(eventLoop: loops[$0 % loops.count]) }
+        self.slots = (0...configuration.resolvedPoolSize).map { PoolSlot(eventLoop: loops[$0 % loops.count]) }
     }
 
     /// Keeps every pool slot connected until cancelled or the service group shuts down.
@@ -64,7 +65,8 @@ public final class RedisClient: RedisDeployment, Sendable {
         var failures = 0
         while !Task.isCancelled {
             do {
-                let connection = try await connect(on: eventLoop)
+                let (connection, replicas) = try await connect(on: eventLoop)
+                slots[index].replicas.store(replicas, ordering: .relaxed)
                 slots[index].connection.withLock { $0 = connection }
                 everConnected.store(true, ordering: .relaxed)
                 if failures > 0 {
@@ -93,7 +95,8 @@ public final class RedisClient: RedisDeployment, Sendable {
         }
     }
 
-    private func connect(on eventLoop: any EventLoop) async throws -> RedisConnection {
+    /// A new connection and the replicas its server has (from `ROLE`).
+    private func connect(on eventLoop: any EventLoop) async throws -> (RedisConnection, Int) {
         var target = configuration
         if let resolver {
             (target.host, target.port) = try await resolver()
@@ -104,61 +107,82 @@ public final class RedisClient: RedisDeployment, Sendable {
             if requireMaster && !role.isMaster {
                 throw RedisClientError(.connectFailed, "Redis at \(target.host):\(target.port) is a \(role.name), not a master")
             }
-            connectedReplicas.store(role.connectedReplicas, ordering: .relaxed)
+            return (connection, role.connectedReplicas)
         } catch let error as RedisClientError where error.code == .commandError && !requireMaster {
             // A server that refuses ROLE (an ACL without it) still serves; it is taken to have no replicas.
-            logger.debug("ROLE refused", metadata: ["error": "\(error.message)"])
+            logger.warning("ROLE refused: writes will not wait for replicas", metadata: ["error": "\(error.message)"])
+            return (connection, 0)
         } catch {
             connection.close()
             throw error
         }
-        return connection
     }
 
-    /// Every `roleCheckInterval`: learn how many replicas are connected, and drop every
-    /// connection when a server that must be a master is not one any more (a failover demoted it).
+    /// Every `roleCheckInterval`, on every connection: learn how many replicas its server has,
+    /// and close it when its server must be the master and is not (a failover demoted it, or
+    /// the Sentinels now name another server); it then reconnects to the current master.
     private func checkRoles() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: Self.roleCheckInterval)
-            guard let connection = liveConnection() else { continue }
-            guard let role = try? await RedisRole(reply: connection.send(RedisCommand("ROLE"))) else { continue }
-            connectedReplicas.store(role.isMaster ? role.connectedReplicas : 0, ordering: .relaxed)
-            if requireMaster && !role.isMaster {
-                logger.warning("redis server is no longer a master; reconnecting", metadata: ["role": "\(role.name)"])
-                closeAll()
+            let current = try? await resolver?()
+            for slot in slots {
+                guard let connection = slot.connection.withLock({ $0 }), connection.isActive,
+                      let role = try? await RedisRole(reply: connection.send(RedisCommand("ROLE")))
+                else { continue }
+                slot.replicas.store(role.isMaster ? role.connectedReplicas : 0, ordering: .relaxed)
+                let moved = current.map { RedisNodeAddress(host: $0.host, port: $0.port) != connection.address } ?? false
+                if requireMaster && (!role.isMaster || moved) {
+                    logger.warning("redis server is no longer the master; reconnecting", metadata: [
+                        "server": "\(connection.address)", "role": "\(role.name)",
+                    ])
+                    connection.close()
+                }
             }
-        }
-    }
-
-    /// Closes every pooled connection; each one's maintenance task connects again.
-    public func closeAll() {
-        for slot in slots {
-            slot.connection.withLock { $0 }?.close()
         }
     }
 
     /// A live connection, starting from a rotating slot so load spreads over the pool.
     private func liveConnection() -> RedisConnection? {
+        liveSlot()?.connection
+    }
+
+    private func liveSlot() -> (slot: PoolSlot, connection: RedisConnection)? {
         let start = nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue
-        for offset in 0..<slots.count {
-            let slot = slots[(start &+ offset) % slots.count]
+        let pool = regularSlots
+        for offset in 0..<pool.count {
+            let slot = pool[pool.startIndex + (start &+ offset) % pool.count]
             if let connection = slot.connection.withLock({ $0 }), connection.isActive {
-                return connection
+                return (slot, connection)
             }
         }
         return nil
     }
 
-    private func requireConnection() throws -> RedisConnection {
-        guard let connection = liveConnection() else {
+    /// The connection for writes that wait for a replica, or a regular one while it is down.
+    private func replicatedWriteConnection() throws -> (slot: PoolSlot, connection: RedisConnection) {
+        if let connection = replicatedWriteSlot.connection.withLock({ $0 }), connection.isActive {
+            return (replicatedWriteSlot, connection)
+        }
+        guard let live = liveSlot() else {
             throw RedisClientError(.unavailable, "Redis at \(configuration.host):\(configuration.port) is unavailable")
         }
-        return connection
+        return live
+    }
+
+    private func requireConnection() throws -> RedisConnection {
+        try requireSlot().connection
+    }
+
+    private func requireSlot() throws -> (slot: PoolSlot, connection: RedisConnection) {
+        guard let live = liveSlot() else {
+            throw RedisClientError(.unavailable, "Redis at \(configuration.host):\(configuration.port) is unavailable")
+        }
+        return live
     }
 
     /// A live connection on `eventLoop`, or any live one.
     private func liveConnection(preferring eventLoop: any EventLoop) -> RedisConnection? {
-        for slot in slots where slot.eventLoop === eventLoop {
+        for slot in regularSlots where slot.eventLoop === eventLoop {
             if let connection = slot.connection.withLock({ $0 }), connection.isActive { return connection }
         }
         return liveConnection()
@@ -181,8 +205,8 @@ public final class RedisClient: RedisDeployment, Sendable {
     /// The server a live connection is to: with a resolver (Sentinel), the current master.
     public var connectedAddress: RedisNodeAddress? { liveConnection()?.address }
 
-    /// Replicas connected to this server at the last role check.
-    public var replicaCount: Int { connectedReplicas.load(ordering: .relaxed) }
+    /// Replicas connected to the server of the replicated-write connection at the last check.
+    public var replicaCount: Int { replicatedWriteSlot.replicas.load(ordering: .relaxed) }
 
     /// Waits (polling) until a connection is up; false when `timeout` passes first.
     public func waitUntilConnected(timeout: Duration) async -> Bool {
@@ -256,11 +280,12 @@ public final class RedisClient: RedisDeployment, Sendable {
         var commands = [RedisCommand]()
         if asking { commands.append(RedisCommand("ASKING")) }
         commands.append(RedisCommand("EVALSHA", [RedisArgument(sha), RedisArgument(keys.count)] + keys + arguments))
-        let waitForReplica = replicated && replicaCount > 0
+        let (slot, connection) = replicated ? try replicatedWriteConnection() : try requireSlot()
+        let waitForReplica = replicated && slot.replicas.load(ordering: .relaxed) > 0
         if waitForReplica {
             commands.append(RedisCommand("WAIT", "1", RedisArgument(configuration.replicationTimeoutMilliseconds)))
         }
-        let replies = try await requireConnection().sendPipeline(commands)
+        let replies = try await connection.sendPipeline(commands)
         let result = try Self.checked(replies[asking ? 1 : 0])
         if waitForReplica {
             guard let acknowledged = replies[replies.count - 1].integer, acknowledged >= 1 else {
@@ -305,6 +330,8 @@ public final class RedisClient: RedisDeployment, Sendable {
 private final class PoolSlot: Sendable {
     let eventLoop: any EventLoop
     let connection = Mutex<RedisConnection?>(nil)
+    /// Replicas the connection's server reported at the last role check.
+    let replicas = Atomic<Int>(0)
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop

@@ -133,10 +133,14 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
                 case .ask(let address):
                     askTarget = pool(for: address)
                 case .tryAgain:
-                    try? await Task.sleep(for: Self.pause(attempt))
+                    if attempt + 1 < Self.maxAttempts { try? await Task.sleep(for: Self.pause(attempt)) }
+                case .clusterDown where error.message.contains("not served"):
+                    // The slot has no master: nothing to wait for within one request.
+                    requestRefresh()
+                    throw RedisClientError(.unavailable, "cluster slot \(slot) is not served")
                 case .clusterDown, .readOnly:
                     requestRefresh()
-                    try? await Task.sleep(for: Self.pause(attempt))
+                    if attempt + 1 < Self.maxAttempts { try? await Task.sleep(for: Self.pause(attempt)) }
                 }
             } catch let error as RedisClientError where error.isUnavailability && error.code != .notReplicated {
                 requestRefresh()

@@ -75,29 +75,33 @@ public final class RedisConnection: Sendable {
         return reply
     }
 
-    /// Sends `commands` back to back on this connection (so nothing else runs between them, as
-    /// `ASKING` and `WAIT` need) and returns their raw replies, error replies included.
+    /// Sends `commands` in one write on this connection, so nothing else runs between them (as
+    /// `ASKING` and `WAIT` need), and returns their raw replies, error replies included.
     public func sendPipeline(_ commands: [RedisCommand]) async throws -> [RESPValue] {
-        let futures = commands.map { sendRaw($0) }
         var replies = [RESPValue]()
-        replies.reserveCapacity(futures.count)
-        for future in futures { replies.append(try await future.get()) }
+        replies.reserveCapacity(commands.count)
+        for future in sendRaw(commands) { replies.append(try await future.get()) }
         return replies
     }
 
     /// Writes a command and returns the future of its raw reply (error replies included).
     func sendRaw(_ command: RedisCommand) -> EventLoopFuture<RESPValue> {
-        var buffer = channel.allocator.buffer(capacity: 64)
-        HiredisCommandEncoder.encode(command.arguments, into: &buffer)
-        let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+        sendRaw([command])[0]
+    }
+
+    /// Writes `commands` as one buffer and returns the futures of their raw replies.
+    func sendRaw(_ commands: [RedisCommand]) -> [EventLoopFuture<RESPValue>] {
+        var buffer = channel.allocator.buffer(capacity: 64 * commands.count)
+        for command in commands { HiredisCommandEncoder.encode(command.arguments, into: &buffer) }
+        let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
         // A write that never reaches the handler (channel already closed) must still fail the
-        // reply promise, or its caller would wait forever.
+        // reply promises, or their callers would wait forever.
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { error in
-            promise.fail(RedisClientError(.connectionClosed, "command not sent: \(error)"))
+            for promise in promises { promise.fail(RedisClientError(.connectionClosed, "command not sent: \(error)")) }
         }
-        channel.writeAndFlush(RedisRequest(encoded: buffer, promise: promise), promise: written)
-        return promise.futureResult
+        channel.writeAndFlush(RedisRequest(encoded: buffer, promises: promises), promise: written)
+        return promises.map(\.futureResult)
     }
 
     public func close() {

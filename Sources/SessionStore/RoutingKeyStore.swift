@@ -4,8 +4,10 @@ import Synchronization
 
 /// The deployment's routing key (user id → routing tag), kept in Redis so every sessiond process
 /// sharing the store uses the same one without any configuration: the first process to need it
-/// creates it (`SET NX`, confirmed by a replica when there is one), the others read it. Fetched
-/// on first use, not at start, so sessiond starts while Redis is away; lookups never need it.
+/// creates it (`SET NX`, confirmed by a replica when there is one), the others read it. Read on
+/// first need (a create, a list, a force-logout; lookups never need it) and kept: it never
+/// changes while sessions live. On a cluster, until a process has read it, those operations
+/// answer 503 while the `{routing}` slot has no master.
 final class RoutingKeyStore: Sendable {
     private let redis: any RedisDeployment
     private let key: RedisArgument

@@ -184,8 +184,21 @@ return rotated
 """#
 
     static let clock = #"""
--- The Redis time in ms on the node that holds KEYS[1] (force-logout's bound).
-return int(now_ms())
+-- Force-logout's bound: the Redis time in ms on the node that holds the user index KEYS[1], or
+-- the index's newest creation time if that is later (a promoted replica's clock may lag the one
+-- that stamped it), so every session created before the call is at or below the bound.
+local now = now_ms()
+local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if newest[2] and tonumber(newest[2]) > now then now = tonumber(newest[2]) end
+return {int(now), redis.call('ZCARD', KEYS[1])}
+"""#
+
+    static let fence = #"""
+-- A small write in a user's slot, for a revocation that found nothing left to do: once a
+-- replica acknowledges it (WAIT), every earlier write of the slot's node has reached the replica
+-- too, a delete by an earlier attempt whose WAIT timed out included. KEYS[1] the fence key.
+redis.call('SET', KEYS[1], '1', 'PX', 1000)
+return 1
 """#
 
     static let revokeMembers = #"""

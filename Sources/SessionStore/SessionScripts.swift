@@ -8,6 +8,7 @@ struct SessionScripts: Sendable {
     let revoke = Self.script("revoke", SessionScriptSource.revoke)
     let rotate = Self.script("rotate", SessionScriptSource.rotate)
     let clock = Self.script("clock", SessionScriptSource.clock)
+    let fence = Self.script("fence", SessionScriptSource.fence)
     let revokeMembers = Self.script("revoke_members", SessionScriptSource.revokeMembers)
     let routingKey = Self.script("routing_key", SessionScriptSource.routingKey)
 

@@ -65,7 +65,8 @@ public final class SessionStore: Sendable {
     private let scripts = SessionScripts()
     private let clock: RedisClock
     private let routing: RoutingKeyStore
-    /// Force-logout revokes this many sessions per script call, keeping each call short.
+    /// Force-logout revokes up to this many sessions (one more when the kept one is among them)
+    /// per script call, keeping each call short.
     private let forceLogoutChunk = 500
     /// List checks this many session keys per multi-key EXISTS.
     private let existsBatch = 500
@@ -134,15 +135,16 @@ public final class SessionStore: Sendable {
             }
             let reply: RESPValue
             do {
-                // Evicting sessions over the cap is a revocation: it must survive a failover.
-                reply = try await redis.evaluate(scripts.create, keys: keys, arguments: arguments, replicated: capped)
+                reply = try await redis.evaluate(scripts.create, keys: keys, arguments: arguments, replicated: false)
             } catch let error as RedisClientError where error.code == .commandError
                 && (error.message.hasPrefix("COLLISION") || error.message.hasPrefix("STALE")) {
                 continue
             }
             guard let parts = reply.array, parts.count == 2, let record = parts[0].bytes, let revoked = parts[1].array else {
-                throw SessionStoreError.unexpectedReply("create: \(reply)")
+                throw SessionStoreError.unexpectedReply("create: unexpected reply shape")
             }
+            // Evicting sessions over the cap is a revocation: it must survive a failover.
+            if !revoked.isEmpty { try await confirmReplicated(tagText: tag.text) }
             return Created(
                 token: token,
                 session: try SessionRecord.decode(record, handle: handle),
@@ -154,7 +156,7 @@ public final class SessionStore: Sendable {
 
     private func indexMembers(_ index: RedisArgument, _ arguments: RedisArgument...) async throws -> [String] {
         let reply = try await redis.send(RedisCommand("ZRANGE", [index] + arguments), routingKey: index)
-        guard let members = reply.array else { throw SessionStoreError.unexpectedReply("ZRANGE: \(reply)") }
+        guard let members = reply.array else { throw SessionStoreError.unexpectedReply("ZRANGE: unexpected reply shape") }
         return members.compactMap(\.string)
     }
 
@@ -212,7 +214,7 @@ public final class SessionStore: Sendable {
 
     private func session(from reply: RESPValue, handle: SessionHandle) throws -> Session? {
         if reply.isNull { return nil }
-        guard let record = reply.bytes else { throw SessionStoreError.unexpectedReply("record: \(reply)") }
+        guard let record = reply.bytes else { throw SessionStoreError.unexpectedReply("record: unexpected reply shape") }
         return try SessionRecord.decode(record, handle: handle)
     }
 
@@ -242,7 +244,7 @@ public final class SessionStore: Sendable {
             )
             if reply.isNull { return .noSession }
             guard let parts = reply.array, parts.count == 2, let applied = parts[0].integer, let record = parts[1].bytes else {
-                throw SessionStoreError.unexpectedReply("replace_data: \(reply)")
+                throw SessionStoreError.unexpectedReply("replace_data: unexpected reply shape")
             }
             let session = try SessionRecord.decode(record, handle: handle)
             if applied == 1 { return .updated(session) }
@@ -260,7 +262,11 @@ public final class SessionStore: Sendable {
     /// Revokes by handle. The record is read first for its user id, which names the index.
     /// Confirmed only once a replica has it, when there are replicas (SPEC §5.8).
     public func revoke(handle: SessionHandle) async throws -> Bool {
-        guard let current = try await session(handle: handle) else { return false }
+        guard let current = try await session(handle: handle) else {
+            // Perhaps an earlier attempt deleted it and then answered 503: confirm before a 2xx.
+            try await confirmReplicated(tagText: handle.tagText)
+            return false
+        }
         let reply = try await redis.evaluate(
             scripts.revoke,
             keys: [sessionKey(handle), indexKey(tagText: handle.tagText, userID: current.userID)],
@@ -268,6 +274,14 @@ public final class SessionStore: Sendable {
             replicated: true
         )
         return reply.integer == 1
+    }
+
+    /// Waits until a replica has every write made so far on the slot of `tagText` (SPEC §5.8),
+    /// through a fence write confirmed by `WAIT`; a no-op without replicas.
+    private func confirmReplicated(tagText: some StringProtocol) async throws {
+        _ = try await redis.evaluate(
+            scripts.fence, keys: [RedisArgument(policy.keyPrefix + "{" + tagText + "}fence")], arguments: [], replicated: true
+        )
     }
 
     /// Replaces the token; the old one stops working in the same atomic step. The new token
@@ -304,7 +318,7 @@ public final class SessionStore: Sendable {
         let tag = try await userTag(userID)
         let index = indexKey(tagText: tag.text, userID: userID)
         let reply = try await redis.send(RedisCommand("ZRANGE", index, "0", "-1", "WITHSCORES"), routingKey: index)
-        guard let flat = reply.array, flat.count % 2 == 0 else { throw SessionStoreError.unexpectedReply("ZRANGE: \(reply)") }
+        guard let flat = reply.array, flat.count % 2 == 0 else { throw SessionStoreError.unexpectedReply("ZRANGE: unexpected reply shape") }
         var entries = [(member: String, created: Int64)]()
         entries.reserveCapacity(flat.count / 2)
         for i in stride(from: 0, to: flat.count, by: 2) {
@@ -335,7 +349,7 @@ public final class SessionStore: Sendable {
             candidates = candidates.dropFirst(batch.count)
             let keys = batch.map { sessionKey(tagText: tag.text, member: $0.member) }
             let records = try await redis.send(RedisCommand("MGET", keys), routingKey: index)
-            guard let values = records.array, values.count == batch.count else { throw SessionStoreError.unexpectedReply("MGET: \(records)") }
+            guard let values = records.array, values.count == batch.count else { throw SessionStoreError.unexpectedReply("MGET: unexpected reply shape") }
             for (entry, value) in zip(batch, values) {
                 guard let record = value.bytes else {
                     total -= 1
@@ -386,22 +400,30 @@ public final class SessionStore: Sendable {
         let index = indexKey(tagText: tag.text, userID: userID)
         let keep = except.flatMap { $0.tagText == tag.text ? String($0.rest) : nil }
         let boundReply = try await redis.evaluate(scripts.clock, keys: [index], arguments: [], replicated: false)
-        guard let bound = boundReply.string.flatMap({ Int64($0) }) else {
-            throw SessionStoreError.unexpectedReply("clock: \(boundReply)")
-        }
+        guard let parts = boundReply.array, parts.count == 2, let bound = parts[0].string.flatMap({ Int64($0) }),
+              let initial = parts[1].integer
+        else { throw SessionStoreError.unexpectedReply("clock: unexpected reply shape") }
+        // Each round removes every member it read, so the rounds needed are bounded by the
+        // initial size; a writer that keeps adding members at or below the bound (rotating in a
+        // loop) cannot keep this going for ever.
+        let maxRounds = Int(initial) / forceLogoutChunk * 2 + 10
         var revoked = 0
-        while true {
+        for round in 0..<maxRounds {
             let members = try await indexMembers(index, "-inf", RedisArgument(bound), "BYSCORE", "LIMIT", "0", RedisArgument(forceLogoutChunk + 1))
                 .filter { $0 != keep }
-            if members.isEmpty { return revoked }
+            if members.isEmpty {
+                if round == 0 { try await confirmReplicated(tagText: tag.text) }
+                return revoked
+            }
             let reply = try await redis.evaluate(
                 scripts.revokeMembers,
                 keys: [index] + members.map { sessionKey(tagText: tag.text, member: $0) },
                 arguments: members.map { RedisArgument($0) },
                 replicated: true
             )
-            guard let count = reply.integer else { throw SessionStoreError.unexpectedReply("revoke_members: \(reply)") }
+            guard let count = reply.integer else { throw SessionStoreError.unexpectedReply("revoke_members: unexpected reply shape") }
             revoked += Int(count)
         }
+        throw SessionStoreError.tooMuchContention
     }
 }

@@ -91,6 +91,23 @@ public final class RedisServerProcess: Sendable {
         try await launch()
     }
 
+    /// SIGSTOP: the server keeps its connections but answers nothing (a stalled replica).
+    public func pause() { signal(SIGSTOP) }
+
+    /// SIGCONT after `pause()`.
+    public func resume() { signal(SIGCONT) }
+
+    private func signal(_ number: Int32) {
+        process.withLock { process in
+            guard let running = process, running.isRunning else { return }
+            #if canImport(Glibc)
+            _ = Glibc.kill(running.processIdentifier, number)
+            #elseif canImport(Darwin)
+            _ = Darwin.kill(running.processIdentifier, number)
+            #endif
+        }
+    }
+
     /// Kills the server and removes its directory. Safe to call more than once.
     public func stop() {
         kill()
