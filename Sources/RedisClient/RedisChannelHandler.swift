@@ -30,6 +30,9 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private var timeoutCheck: Scheduled<Void>?
     private var closedWith: RedisClientError?
     private var context: ChannelHandlerContext?
+    /// A flush is scheduled for the end of this event-loop tick: every command written during
+    /// the tick (many HTTP requests' lookups) leaves in one `write(2)`.
+    private var flushScheduled = false
 
     init(commandTimeout: TimeAmount) {
         self.commandTimeout = commandTimeout
@@ -55,7 +58,19 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         for reply in request.promises { pending.append(Pending(promise: reply, deadline: deadline)) }
         scheduleTimeoutCheckIfNeeded(context: context)
         context.write(wrapOutboundOut(request.encoded), promise: promise)
+        if !flushScheduled {
+            flushScheduled = true
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.execute {
+                let (handler, context) = loopBound.value
+                handler.flushScheduled = false
+                context.flush()
+            }
+        }
     }
+
+    /// Flushes come from `write` (once per tick); a caller's own flush has nothing to add.
+    func flush(context: ChannelHandlerContext) {}
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)

@@ -100,7 +100,8 @@ public final class RedisConnection: Sendable {
         written.futureResult.whenFailure { error in
             for promise in promises { promise.fail(RedisClientError(.connectionClosed, "command not sent: \(error)")) }
         }
-        channel.writeAndFlush(RedisRequest(encoded: buffer, promises: promises), promise: written)
+        // The handler flushes once per event-loop tick.
+        channel.write(RedisRequest(encoded: buffer, promises: promises), promise: written)
         return promises.map(\.futureResult)
     }
 

@@ -55,7 +55,8 @@ public struct APIKeyRing: Sendable {
         guard let header = authorization else {
             throw APIError.invalidAPIKey("missing Authorization: Bearer <api key>")
         }
-        guard header.utf8.count > 7, header.prefix(7).lowercased() == "bearer " else {
+        // "Bearer " in any case, compared as bytes (no String lowercasing on every request).
+        guard header.utf8.count > 7, zip(header.utf8.prefix(7), "bearer ".utf8).allSatisfy({ $0 == $1 || ($1 >= 0x61 && $0 == $1 - 0x20) }) else {
             throw APIError.invalidAPIKey("Authorization must use the Bearer scheme")
         }
         guard let role = role(of: header.dropFirst(7).trimmingASCIISpaces()) else {

@@ -27,6 +27,63 @@ def load(path):
     return values, meta
 
 
+CLUSTER_NAMES = ("cluster_lookup_rps", "cluster_lookup_p99_ms", "cluster_create_rps", "cluster_mem_per_session")
+
+
+def cluster_title(meta):
+    return f"Cluster ({meta.get('cluster_masters', '3')} masters, {meta.get('cluster_replicas', '3')} replicas)"
+
+
+def cluster_table(values, meta, med):
+    """The `--cluster` figures beside the single-node ones of the same run (no rows without them)."""
+    if not any(values.get(n) for n in CLUSTER_NAMES):
+        return []
+    masters = meta.get("cluster_masters", "3")
+    replicas = meta.get("cluster_replicas", "3")
+    nodes = int(masters) + int(replicas) if masters.isdigit() and replicas.isdigit() else "the"
+    cpus = meta.get("machine", "").split(" ", 1)[0]
+    machine = f"this {cpus}-CPU machine" if cpus.isdigit() else "this machine"
+
+    def cell(value, fmt):
+        return "not measured" if value is None else fmt(value)
+
+    def ratio(cluster, single):
+        return "—" if cluster is None or not single else f"{cluster / single:.2f} ×"
+
+    rows = [
+        ("lookup `GET /v1/session` throughput", "lookup_rps", "cluster_lookup_rps", lambda v: f"{v:,.0f} req/s"),
+        ("create `POST /v1/sessions` throughput", "create_rps", "cluster_create_rps", lambda v: f"{v:,.0f} req/s"),
+        ("lookup p99 latency (32 connections)", "lookup_p99_ms", "cluster_lookup_p99_ms", lambda v: f"{v:.2f} ms"),
+        (f"Redis memory per session (cluster: sum over the {masters} masters; replicas, replication buffers excluded)",
+         "mem_per_session", "cluster_mem_per_session", lambda v: f"{v:,.1f} B"),
+        ("the same, the masters' replication buffers included", "mem_per_session", "cluster_mem_per_session_used",
+         lambda v: f"{v:,.1f} B"),
+    ]
+    out = [
+        f"{cluster_title(meta)}, `--cluster`: the same create and lookup measurements through a second",
+        "sessiond whose Redis is a local cluster (`scripts/redis-topology cluster`), medians beside the",
+        "single-node figures of this run:",
+        "",
+        "| figure | single node | cluster | cluster / single |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, single_name, cluster_name, fmt in rows:
+        single, cluster = med(single_name), med(cluster_name)
+        out.append(f"| {label} | {cell(single, fmt)} | {cell(cluster, fmt)} | {ratio(cluster, single)} |")
+    out += [
+        "",
+        f"On {machine} the {nodes} redis-servers of the cluster share CPU 0 with sessiond (the load",
+        "generator has CPU 1), so the cluster figures measure the client's cluster overhead, not scaling.",
+        "Memory is `used_memory` after the load minus before it, summed over the masters; the replicas,",
+        "which hold a second copy, are left out. The first memory row also leaves out the growth of the",
+        "masters' replication buffers (`mem_total_replication_buffers`: backlog and replica output, up to",
+        "1 MB per master whatever the number of sessions; a single Redis without replicas has none); the",
+        "second keeps it.",
+        "",
+    ]
+    return out
+
+
 def main():
     values, meta = load(sys.argv[1])
     doc = "--doc" in sys.argv[2:]
@@ -62,6 +119,19 @@ def main():
         check("lookup throughput vs `redis-benchmark -t get`", lookup, rps, "≥ 0.30 × redis-benchmark", f"{r:.2f} × redis-benchmark", r >= 0.30)
     check("lookup p99 latency (32 connections)", lookup_p99, ms, "≤ 2 ms", f"{lookup_p99:.2f} ms" if lookup_p99 is not None else "—",
           lookup_p99 is not None and lookup_p99 <= 2.0)
+    info, info_p99 = med("lookup_info_rps"), med("lookup_info_p99_ms")
+    if info is not None and lookup:
+        r = info / lookup
+        check("lookup at log level info (the default) vs warning", info, rps, "logging costs ≤ 10 %",
+              f"{r:.2f} × warning ({(1 - r) * 100:.1f} % cost)", r >= 0.90)
+    if info is not None and webdis:
+        r = info / webdis
+        check("lookup at log level info vs webdis", info, rps, "≥ 1.25 × webdis", f"{r:.2f} × webdis", r >= 1.25)
+    if info is not None and redis:
+        r = info / redis
+        check("lookup at log level info vs `redis-benchmark -t get`", info, rps, "≥ 0.30 × redis-benchmark", f"{r:.2f} × redis-benchmark", r >= 0.30)
+    check("lookup p99 at log level info", info_p99, ms, "≤ 2 ms", f"{info_p99:.2f} ms" if info_p99 is not None else "—",
+          info_p99 is not None and info_p99 <= 2.0)
     if create is not None and lookup:
         r = create / lookup
         check("create `POST /v1/sessions` throughput", create, rps, "≥ 0.5 × lookup", f"{r:.2f} × lookup", r >= 0.5)
@@ -101,6 +171,7 @@ def main():
     out.append("|---|---:|---|---|---|")
     out += ["| " + " | ".join(r) + " |" for r in rows]
     out.append("")
+    out += cluster_table(values, meta, med)
     out.append("Contenders and raw runs (each run listed in order; medians above):")
     out.append("")
     out.append("| measurement | runs | median |")
@@ -112,6 +183,8 @@ def main():
         ("webdis p99", "webdis_p99_ms", ms),
         ("sessiond lookup throughput", "lookup_rps", rps),
         ("sessiond lookup p99", "lookup_p99_ms", ms),
+        ("sessiond lookup throughput, log level info", "lookup_info_rps", rps),
+        ("sessiond lookup p99, log level info", "lookup_info_p99_ms", ms),
         ("sessiond create throughput", "create_rps", rps),
         ("memory per session", "mem_per_session", byt),
         ("memory per session, one per user", "mem_per_session_one_per_user", byt),
@@ -122,6 +195,11 @@ def main():
         ("growth: memory per session", "growth_mem_per_session", byt),
         ("growth: lookup throughput", "growth_lookup_rps", rps),
         ("growth: lookup p99", "growth_lookup_p99_ms", ms),
+        ("cluster: sessiond lookup throughput", "cluster_lookup_rps", rps),
+        ("cluster: sessiond lookup p99", "cluster_lookup_p99_ms", ms),
+        ("cluster: sessiond create throughput", "cluster_create_rps", rps),
+        ("cluster: memory per session (sum over the masters, without replication buffers)", "cluster_mem_per_session", byt),
+        ("cluster: memory per session (sum over the masters, `used_memory` as is)", "cluster_mem_per_session_used", byt),
     ]
     for label, name, fmt in raw:
         if values.get(name):
@@ -133,6 +211,14 @@ def main():
     if not doc:
         print(table)
         return
+    cluster_how = ""
+    if any(values.get(n) for n in CLUSTER_NAMES):
+        cluster_how = f"""
+- *cluster* (`--cluster`, after everything above): `scripts/redis-topology cluster` starts a local
+  cluster of {meta.get('cluster_masters', '3')} masters and {meta.get('cluster_replicas', '3')} replicas; its redis-servers and a second sessiond (`SESSIOND_REDIS_URL` = the
+  seed list, same keys and log level) run on CPU 0. After a warm-up create of one session per user,
+  *create*, *lookup* and *memory* as above, the memory summed over the masters (each `FLUSHALL`ed
+  before a create run), with and without the growth of their replication buffers."""
     print(f"""# Benchmarks
 
 Latest figures of SPEC §7, made by `scripts/bench` (run it by hand; `scripts/bench --smoke` is the
@@ -167,7 +253,7 @@ How each figure is taken:
   2 s `wrk` lookup load of other users' sessions, whose p99 is the second figure.
 - *page*: `curl -w %{{time_total}}` of `GET /v1/users/<user>/sessions?limit=100` (new connection each call).
 - sessiond runs with `SESSIOND_LOG_LEVEL=warning`, so no per-request log line is written; at the
-  default `info` the request log costs about a quarter of lookup throughput (see the issue notes).
+  default `info` the request log costs about a quarter of lookup throughput (see the issue notes).{cluster_how}
 
 {table}
 """)
