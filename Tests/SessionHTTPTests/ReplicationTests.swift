@@ -26,11 +26,11 @@ struct ReplicationTests {
                     let revoke = try await server.request(.DELETE, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", session.token)])
                     let elapsed = ContinuousClock.now - start
                     #expect(revoke.status == 503, "no replica acknowledged: not confirmed (\(revoke.text))")
-                    #expect(elapsed < .seconds(2))
+                    #expect(elapsed < .seconds(3), "answered within the WAIT bound (1 s in tests)")
                     // Lookups do not queue behind the WAIT: they use other connections.
                     let lookupStart = ContinuousClock.now
                     for _ in 0..<20 { _ = try await server.lookup(other.token) }
-                    #expect(ContinuousClock.now - lookupStart < .seconds(2), "lookups stayed fast while a WAIT was pending")
+                    #expect(ContinuousClock.now - lookupStart < .seconds(1), "lookups stayed fast while a WAIT was pending")
                     // The retry finds nothing to delete, and still answers 503 until the replica has it.
                     let retry = try await server.request(.DELETE, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", session.token)])
                     #expect(retry.status == 503)

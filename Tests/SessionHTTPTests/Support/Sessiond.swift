@@ -101,6 +101,8 @@ struct Sessiond: Sendable {
         // can wait longer than production's 1 s there. Outages still answer fast, because a
         // dead server closes the connections (the outage test checks that bound).
         configuration.redis.commandTimeout = .seconds(10)
+        // Likewise a replica's acknowledgement (WAIT) on a loaded machine.
+        configuration.redis.replicationTimeout = .seconds(1)
         let capture = logs ?? LogCapture()
         let logger = Logger(label: "sessiond-test") { label in
             JSONLogHandler(label: label, level: .trace, output: capture.output)
