@@ -199,6 +199,15 @@ public final class RedisClient: RedisDeployment, Sendable {
         return connection.sendRaw(command).hop(to: eventLoop).flatMapThrowing(Self.checked)
     }
 
+    /// `RedisDeployment`: EVALSHA of an already loaded script on a connection of `eventLoop`.
+    public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
+        guard let sha = script.sha else {
+            return eventLoop.makeFailedFuture(RedisClientError(.unavailable, "script \(script.name) is not loaded yet"))
+        }
+        let command = RedisCommand("EVALSHA", [RedisArgument(sha), RedisArgument(keys.count)] + keys + arguments)
+        return send(command, routingKey: keys.first ?? "", on: eventLoop)
+    }
+
     /// True when at least one pooled connection is up.
     public var isConnected: Bool { liveConnection() != nil }
 

@@ -97,6 +97,16 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         return pool(for: owner).send(command, routingKey: routingKey, on: eventLoop)
     }
 
+    /// One EVALSHA attempt on the slot's master, on `eventLoop` (see `send(_:routingKey:on:)`).
+    public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
+        let slot = HashSlot.of(keys.first?.bytes ?? [])
+        guard let owner = state.withLock({ $0.topology.owner(of: slot) }) else {
+            requestRefresh()
+            return eventLoop.makeFailedFuture(RedisClientError(.unavailable, "cluster slot \(slot) has no master"))
+        }
+        return pool(for: owner).evaluate(script, keys: keys, arguments: arguments, on: eventLoop)
+    }
+
     public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool) async throws -> RESPValue {
         guard let first = keys.first else {
             throw RedisClientError(.invalidConfiguration, "script \(script.name) needs a key to be routed on a cluster")

@@ -13,6 +13,11 @@ public protocol RedisDeployment: Service, Sendable, CustomStringConvertible {
     /// caller that gets an error it cannot answer itself falls back to `send(_:routingKey:)`.
     func send(_ command: RedisCommand, routingKey: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue>
 
+    /// The hot path for a script: EVALSHA sent from and answered on `eventLoop`, when the script
+    /// was loaded before (its SHA1 is known). No loading, retries or redirects: on any failure,
+    /// `NOSCRIPT` included, the caller falls back to `evaluate(_:keys:arguments:replicated:)`.
+    func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue>
+
     /// Runs `script` (EVALSHA, loaded where needed) on the server that holds `keys`, which must
     /// share one slot. With `replicated`, the writes must reach a replica (`WAIT`) before the call
     /// returns, when the server has replicas; otherwise it throws `.notReplicated`.

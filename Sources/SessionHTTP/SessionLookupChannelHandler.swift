@@ -10,9 +10,10 @@ import SessionStore
 /// The hot path of `GET /v1/session`, in the HTTP channel's pipeline in front of the router:
 /// it parses the request exactly as the router's handler does (`LookupRequest`, the API key
 /// ring, the cookie), reads the record with one `GET` on a Redis connection of the same event
-/// loop, and writes the answer, all without a task or thread hop. Every other request, and any
-/// lookup it cannot finish alone (a touch due, a Redis error to retry or answer), goes the
-/// normal way: passed on to the router, or run through `SessionStore.lookup` in a task.
+/// loop (and the touch script the same way when a touch is due), and writes the answer, all
+/// without a task or thread hop. Every other request, and any lookup it cannot finish alone (a
+/// Redis error to retry or answer, a script to load), goes the normal way: passed on to the
+/// router, or run through `SessionStore.lookup` in a task.
 ///
 /// NIO's pipelining assistance (upstream) hands on one request at a time and holds the next
 /// until the answer's end is written, so answers never overtake each other.
@@ -107,7 +108,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
                     error: .invalidSession("session is unknown, expired or revoked"),
                     head: head, requestID: requestID, start: start, context: context
                 )
-            case .success(.touchDue), .failure:
+            case .failure:
                 handler.lookUpFully(token, touch: touch, head: head, requestID: requestID, start: start, context: context)
             }
         }

@@ -54,8 +54,8 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     }
 
     /// GET /v1/session. Most lookups never get here: `SessionLookupChannelHandler` answers them
-    /// on the connection's event loop, with the same parsing, and hands this route only those it
-    /// cannot finish alone (a touch due, a Redis error to retry or answer).
+    /// on the connection's event loop, with the same parsing; this route answers a GET that
+    /// announces a body.
     @Sendable func lookup(_ request: Request, _ context: Context) async throws -> Response {
         let touch = try LookupRequest.touch(in: request.uri)
         guard let session = try await store.lookup(try sessionToken(request), touch: touch) else {

@@ -181,19 +181,28 @@ public final class SessionStore: Sendable {
     public enum QuickLookup: Sendable {
         case found(Session)
         case notFound
-        /// The session is due for a touch: ask `lookup(_:touch:)`, which runs the script.
-        case touchDue
     }
 
-    /// The lookup of `token` as one `GET` sent and answered on `eventLoop`: no task, no thread
-    /// change. Any failure (Redis away, a cluster redirect) is left to the caller, who falls
-    /// back to `lookup(_:touch:)` for retries, redirects and the error answer.
+    /// The lookup of `token` as a `GET` sent and answered on `eventLoop` (no task, no thread
+    /// change), followed, when a touch is due, by the `lookup` script the same way. Any failure
+    /// (Redis away, a cluster redirect, a script not loaded yet) is left to the caller, who
+    /// falls back to `lookup(_:touch:)` for loading, retries, redirects and the error answer.
     public func quickLookup(_ token: SessionToken, touch: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<QuickLookup> {
         let handle = token.handle
         let key = sessionKey(handle)
-        return redis.send(RedisCommand("GET", key), routingKey: key, on: eventLoop).flatMapThrowing { reply in
-            guard let session = try self.session(from: reply, handle: handle) else { return .notFound }
-            return touch && self.dueForTouch(session) ? .touchDue : .found(session)
+        return redis.send(RedisCommand("GET", key), routingKey: key, on: eventLoop).flatMap { reply in
+            let read: Session?
+            do {
+                read = try self.session(from: reply, handle: handle)
+            } catch {
+                return eventLoop.makeFailedFuture(error)
+            }
+            guard let read else { return eventLoop.makeSucceededFuture(.notFound) }
+            guard touch && self.dueForTouch(read) else { return eventLoop.makeSucceededFuture(.found(read)) }
+            let keys = [key, self.indexKey(tagText: handle.tagText, userID: read.userID)]
+            return self.redis.evaluate(self.scripts.lookup, keys: keys, arguments: [], on: eventLoop).flatMapThrowing { reply in
+                try self.session(from: reply, handle: handle).map { .found($0) } ?? .notFound
+            }
         }
     }
 
