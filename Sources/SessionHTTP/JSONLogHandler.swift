@@ -44,6 +44,38 @@ public struct JSONLogHandler: LogHandler {
         output.write(line)
     }
 
+    /// The request log line, written straight into the line buffer: the same JSON as
+    /// `log(event:)` gives for `RequestLog`'s metadata (keys in order), without building and
+    /// sorting a metadata dictionary on every request. When this handler carries metadata of
+    /// its own, which the general path merges: then it returns false and writes nothing.
+    func logRequest(requestID: String, method: String, route: String, status: Int, milliseconds: Double, handle: String?) -> Bool {
+        guard metadata.isEmpty, logLevel <= .info else { return false }
+        var line = ByteBufferAllocator().buffer(capacity: 256)
+        line.writeStaticString("{\"ts\":\"")
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        RFC3339.write(milliseconds: Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000, into: &line)
+        line.writeStaticString("\",\"level\":\"info\",\"logger\":")
+        JSONWriter.writeEscaped(label, into: &line)
+        line.writeStaticString(",\"msg\":\"request\",\"duration_ms\":")
+        line.writeString(milliseconds.description)
+        if let handle {
+            line.writeStaticString(",\"handle\":")
+            JSONWriter.writeEscaped(handle, into: &line)
+        }
+        line.writeStaticString(",\"method\":")
+        JSONWriter.writeEscaped(method, into: &line)
+        line.writeStaticString(",\"request_id\":")
+        JSONWriter.writeEscaped(requestID, into: &line)
+        line.writeStaticString(",\"route\":")
+        JSONWriter.writeEscaped(route, into: &line)
+        line.writeStaticString(",\"status\":")
+        line.writeString(String(status))
+        line.writeStaticString("}\n")
+        output.write(line)
+        return true
+    }
+
     private static func write(_ value: Logger.Metadata.Value, into line: inout ByteBuffer) {
         switch value {
         case .string(let text):

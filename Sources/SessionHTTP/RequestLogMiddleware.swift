@@ -39,12 +39,17 @@ enum RequestLog {
     ) {
         // Built only when it will be written: at warning and above this costs one comparison.
         guard logger.logLevel <= .info else { return }
+        let milliseconds = Double(elapsed.nanoseconds) / 1e6
+        if let json = logger.handler as? JSONLogHandler,
+           json.logRequest(requestID: requestID, method: method, route: route, status: status, milliseconds: milliseconds, handle: handle) {
+            return
+        }
         var metadata: Logger.Metadata = [
             "request_id": .string(requestID),
             "method": .string(method),
             "route": .string(route),
             "status": .stringConvertible(status),
-            "duration_ms": .stringConvertible(Double(elapsed.nanoseconds) / 1e6),
+            "duration_ms": .stringConvertible(milliseconds),
         ]
         if let handle {
             metadata["handle"] = .string(handle)

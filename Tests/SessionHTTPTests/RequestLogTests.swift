@@ -1,0 +1,52 @@
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+
+@testable import SessionHTTP
+
+/// The request line written straight into the buffer is the same JSON as the general path of
+/// `JSONLogHandler` gives for the same metadata, and the general path still serves a handler
+/// that carries metadata of its own.
+@Suite struct RequestLogTests {
+    private static func lines(_ body: (JSONLogHandler) -> Void) -> [String] {
+        let lines = Mutex<[String]>([])
+        let handler = JSONLogHandler(label: "sessiond", level: .info, output: JSONLineOutput { line in
+            lines.withLock { $0.append(String(buffer: line)) }
+        })
+        body(handler)
+        return lines.withLock { $0 }
+    }
+
+    /// The line without its timestamp.
+    private static func withoutTime(_ line: String) -> Substring {
+        line.drop { $0 != "," }
+    }
+
+    @Test(arguments: ["zH8dQ2xqFJ-3w0Ab", nil] as [String?])
+    func directLineEqualsTheGeneralOne(handle: String?) {
+        let direct = Self.lines { handler in
+            #expect(handler.logRequest(requestID: "ab-1", method: "GET", route: "/v1/session", status: 200, milliseconds: 0.25, handle: handle))
+        }
+        let general = Self.lines { handler in
+            var metadata: Logger.Metadata = [
+                "request_id": "ab-1", "method": "GET", "route": "/v1/session",
+                "status": .stringConvertible(200), "duration_ms": .stringConvertible(0.25),
+            ]
+            if let handle { metadata["handle"] = .string(handle) }
+            Logger(label: "sessiond") { _ in handler }.info("request", metadata: metadata)
+        }
+        #expect(direct.count == 1 && general.count == 1)
+        #expect(direct.map(Self.withoutTime) == general.map(Self.withoutTime))
+        #expect(direct.first?.hasPrefix("{\"ts\":\"") == true)
+    }
+
+    @Test func handlerMetadataTakesTheGeneralPath() {
+        var handler = JSONLogHandler(label: "sessiond", level: .info, output: JSONLineOutput { _ in })
+        handler[metadataKey: "component"] = "http"
+        #expect(!handler.logRequest(requestID: "x", method: "GET", route: "/", status: 200, milliseconds: 1, handle: nil))
+        handler.logLevel = .warning
+        handler[metadataKey: "component"] = nil
+        #expect(!handler.logRequest(requestID: "x", method: "GET", route: "/", status: 200, milliseconds: 1, handle: nil))
+    }
+}
