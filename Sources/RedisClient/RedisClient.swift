@@ -26,6 +26,7 @@ public final class RedisClient: RedisDeployment, Sendable {
     private var replicatedWriteSlot: PoolSlot { slots[slots.count - 1] }
     private let nextSlot = Atomic<Int>(0)
     private let everConnected = Atomic<Bool>(false)
+    private let createdAt = ContinuousClock.now
     /// How often `ROLE` is asked, for the replica count and, with `requireMaster`, the role.
     static let roleCheckInterval = Duration.seconds(1)
 
@@ -227,11 +228,14 @@ public final class RedisClient: RedisDeployment, Sendable {
         return isConnected
     }
 
-    /// Like `waitUntilConnected`, but returns at once once the pool has ever been connected: a
-    /// pool that was up and is down now is an outage, to be answered fast, not waited for.
+    /// Like `waitUntilConnected`, but only while the pool is new: a pool that was up and is down
+    /// now, or that has had a connect timeout's time to come up and has not, is an outage, to be
+    /// answered fast, not waited for by every request.
     public func waitForFirstConnection(timeout: Duration) async {
         if everConnected.load(ordering: .relaxed) { return }
-        _ = await waitUntilConnected(timeout: timeout)
+        let left = createdAt + timeout - ContinuousClock.now
+        guard left > .zero else { return }
+        _ = await waitUntilConnected(timeout: left)
     }
 
     /// Sends a command on a pooled connection. Error replies throw `.commandError`.

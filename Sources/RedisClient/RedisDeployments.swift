@@ -76,13 +76,21 @@ public enum RedisDeployments {
             throw RedisClientError(.invalidConfiguration, "Redis Cluster has only database 0, the URL selects \(first.database)")
         }
         let asked = clusterNodes[0].0
-        let state = try await clusterState(asked, eventLoopGroup: eventLoopGroup)
-        guard state == "ok" else {
-            throw RedisClientError(.invalidConfiguration, "Redis Cluster at \(address(asked)) reports cluster_state:\(state), not ok")
+        // A cluster still recovering (a failover under way) gets the rest of the patience.
+        let deadline = ContinuousClock.now + patience
+        while true {
+            let state = try await clusterState(asked, eventLoopGroup: eventLoopGroup)
+            if state == "ok" { break }
+            guard ContinuousClock.now < deadline else {
+                throw RedisClientError(.invalidConfiguration, "Redis Cluster at \(address(asked)) reports cluster_state:\(state), not ok")
+            }
+            try await Task.sleep(for: .milliseconds(200))
         }
-        let topology = try await RedisClusterClient.fetchTopology(
-            from: RedisNodeAddress(host: asked.host, port: asked.port), configuration: first, eventLoopGroup: eventLoopGroup
-        )
+        let topology = try await retrying(for: patience) {
+            try await RedisClusterClient.fetchTopology(
+                from: RedisNodeAddress(host: asked.host, port: asked.port), configuration: first, eventLoopGroup: eventLoopGroup
+            )
+        }
         logger.info("redis mode: cluster", metadata: [
             "masters": "\(topology.masters.map(\.description).joined(separator: ","))",
             "unowned_slots": "\(topology.unownedSlots)",
