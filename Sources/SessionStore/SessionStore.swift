@@ -340,8 +340,9 @@ public final class SessionStore: Sendable {
         if !dead.isEmpty {
             _ = try await redis.send(RedisCommand("ZREM", [index] + dead.map { RedisArgument($0) }), routingKey: index)
         }
-        var live = entries.filter { !dead.contains($0.member) }
-        live.sort { $0.created != $1.created ? $0.created > $1.created : $1.member.utf8.lexicographicallyPrecedes($0.member.utf8) }
+        // ZRANGE gives (score, member bytes) ascending, so reversed it is the page order: newest
+        // first, ties by handle descending. No sort.
+        let live = dead.isEmpty ? entries.reversed() : entries.filter { !dead.contains($0.member) }.reversed()
         var total = live.count
         var candidates = live[...]
         if let cursor {

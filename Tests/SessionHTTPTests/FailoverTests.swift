@@ -8,8 +8,16 @@ import Testing
 /// SPEC §5.7 and §5.8 under real faults, each on a private topology the test may break: a
 /// resharding, a master SIGKILLed on a cluster, a Sentinel failover. Every answer is counted: no
 /// wrong answer (a revoked session valid again, a live one refused), 503 only while the data's
-/// master is away, and recovery without a restart. Run once, with the single-server pass.
-@Suite(.serialized, .enabled(if: TestDeployment.name == "single"))
+/// master is away, and recovery without a restart. They load both cores for a minute or two, so
+/// they run only in a pass of their own (SESSIOND_TEST_FAILOVER=1, which scripts/test sets for
+/// its failover pass and when its arguments name FailoverTests), never beside the timing tests.
+@Suite(
+    .serialized,
+    .enabled(
+        if: TestDeployment.name == "single" && ProcessInfo.processInfo.environment["SESSIOND_TEST_FAILOVER"] == "1",
+        "runs in its own pass: scripts/test, or scripts/test --filter FailoverTests"
+    )
+)
 struct FailoverTests {
     @Test func reshardingUnderLookupLoadAnswersEverything() async throws {
         let cluster = try await RedisClusterTopology.start()
