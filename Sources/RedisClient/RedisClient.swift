@@ -215,8 +215,6 @@ public final class RedisClient: RedisDeployment, Sendable {
     /// The server a live connection is to: with a resolver (Sentinel), the current master.
     public var connectedAddress: RedisNodeAddress? { liveConnection()?.address }
 
-    /// Replicas connected to the server of the replicated-write connection at the last check.
-    public var replicaCount: Int { replicatedWriteSlot.replicas.load(ordering: .relaxed) }
 
     /// Waits (polling) until a connection is up; false when `timeout` passes first.
     public func waitUntilConnected(timeout: Duration) async -> Bool {

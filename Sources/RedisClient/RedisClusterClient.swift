@@ -89,22 +89,20 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
     /// One attempt on the slot's master, on `eventLoop`; a redirect comes back as its
     /// `.commandError` for the caller to retry through `send(_:routingKey:)`.
     public func send(_ command: RedisCommand, routingKey: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
-        let slot = HashSlot.of(routingKey.bytes)
-        guard let owner = state.withLock({ $0.topology.owner(of: slot) }) else {
-            requestRefresh()
-            return eventLoop.makeFailedFuture(RedisClientError(.unavailable, "cluster slot \(slot) has no master"))
+        do {
+            return try ownerPool(of: HashSlot.of(routingKey.bytes)).send(command, routingKey: routingKey, on: eventLoop)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
         }
-        return pool(for: owner).send(command, routingKey: routingKey, on: eventLoop)
     }
 
     /// One EVALSHA attempt on the slot's master, on `eventLoop` (see `send(_:routingKey:on:)`).
     public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
-        let slot = HashSlot.of(keys.first?.bytes ?? [])
-        guard let owner = state.withLock({ $0.topology.owner(of: slot) }) else {
-            requestRefresh()
-            return eventLoop.makeFailedFuture(RedisClientError(.unavailable, "cluster slot \(slot) has no master"))
+        do {
+            return try ownerPool(of: HashSlot.of(keys.first?.bytes ?? [])).evaluate(script, keys: keys, arguments: arguments, on: eventLoop)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
         }
-        return pool(for: owner).evaluate(script, keys: keys, arguments: arguments, on: eventLoop)
     }
 
     public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool) async throws -> RESPValue {
@@ -123,11 +121,8 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
             let node: RedisClient
             if let askTarget {
                 node = askTarget
-            } else if let owner = state.withLock({ $0.topology.owner(of: slot) }) {
-                node = pool(for: owner)
             } else {
-                requestRefresh()
-                throw RedisClientError(.unavailable, "cluster slot \(slot) has no master")
+                node = try ownerPool(of: slot)
             }
             await node.waitForFirstConnection(timeout: .nanoseconds(configuration.connectTimeout.nanoseconds))
             do {
@@ -163,6 +158,15 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
     /// 10, 20, 40, 80, 160 ms: the whole budget stays well under a second.
     private static func pause(_ attempt: Int) -> Duration {
         .milliseconds(10 << min(attempt, 4))
+    }
+
+    /// The pool of the slot's master; a slot without one is `.unavailable` and asks for a refresh.
+    private func ownerPool(of slot: Int) throws -> RedisClient {
+        guard let owner = state.withLock({ $0.topology.owner(of: slot) }) else {
+            requestRefresh()
+            throw RedisClientError(.unavailable, "cluster slot \(slot) has no master")
+        }
+        return pool(for: owner)
     }
 
     /// The pool of `address`, started on first use.

@@ -15,6 +15,9 @@ enum LookupRequest {
         }
     }
 
+    /// The answer when the token names no live session.
+    static let noSession = APIError.invalidSession("session is unknown, expired or revoked")
+
     /// The 200 answer's headers: identity for `auth_request`, the version as ETag.
     static func headers(for session: Session) -> HTTPFields {
         [

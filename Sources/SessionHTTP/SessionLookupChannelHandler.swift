@@ -102,12 +102,9 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             let (handler, context) = loopBound.value
             switch result {
             case .success(.found(let session)):
-                handler.respond(session: session, head: head, requestID: requestID, start: start, context: context)
+                handler.respond(found: session, head: head, requestID: requestID, start: start, context: context)
             case .success(.notFound):
-                handler.respond(
-                    error: .invalidSession("session is unknown, expired or revoked"),
-                    head: head, requestID: requestID, start: start, context: context
-                )
+                handler.respond(found: nil, head: head, requestID: requestID, start: start, context: context)
             case .failure:
                 handler.lookUpFully(token, touch: touch, head: head, requestID: requestID, start: start, context: context)
             }
@@ -126,13 +123,8 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         promise.futureResult.whenComplete { result in
             let (handler, context) = loopBound.value
             switch result {
-            case .success(let session?):
-                handler.respond(session: session, head: head, requestID: requestID, start: start, context: context)
-            case .success(nil):
-                handler.respond(
-                    error: .invalidSession("session is unknown, expired or revoked"),
-                    head: head, requestID: requestID, start: start, context: context
-                )
+            case .success(let session):
+                handler.respond(found: session, head: head, requestID: requestID, start: start, context: context)
             case .failure(let error):
                 handler.respond(
                     error: APIError.answering(error, logger: shared.logger),
@@ -142,7 +134,12 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         }
     }
 
-    private func respond(session: Session, head: HTTPRequest, requestID: String, start: NIODeadline, context: ChannelHandlerContext) {
+    /// The session as 200, or no session as `invalid_session`, as the router's handler answers.
+    private func respond(found session: Session?, head: HTTPRequest, requestID: String, start: NIODeadline, context: ChannelHandlerContext) {
+        guard let session else {
+            respond(error: LookupRequest.noSession, head: head, requestID: requestID, start: start, context: context)
+            return
+        }
         write(
             status: .ok, headers: LookupRequest.headers(for: session), body: SessionJSON.render(session),
             handle: session.handle.encoded, head: head, requestID: requestID, start: start, context: context

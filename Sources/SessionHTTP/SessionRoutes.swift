@@ -59,7 +59,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     @Sendable func lookup(_ request: Request, _ context: Context) async throws -> Response {
         let touch = try LookupRequest.touch(in: request.uri)
         guard let session = try await store.lookup(try sessionToken(request), touch: touch) else {
-            throw APIError.invalidSession("session is unknown, expired or revoked")
+            throw LookupRequest.noSession
         }
         return Response(status: .ok, headers: LookupRequest.headers(for: session), body: .init(byteBuffer: SessionJSON.render(session)))
     }

@@ -202,6 +202,17 @@ private func sendKillSignal(to pid: Int32) {
     #endif
 }
 
+extension RedisConfiguration {
+    /// Generous timeouts for tests that are not about timeouts: the whole suite (and maybe a
+    /// build) shares two cores, and a 1 s default would fail tests for the wrong reason.
+    public var forTests: RedisConfiguration {
+        var configuration = self
+        configuration.connectTimeout = .seconds(5)
+        configuration.commandTimeout = .seconds(10)
+        return configuration
+    }
+}
+
 public struct RedisServerError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }

@@ -33,7 +33,7 @@ struct ClusterLayoutTests {
         #expect(masters.count == 3)
         for master in masters {
             let connection = try await RedisConnection.connect(
-                configuration: RedisConfiguration(host: master.host, port: master.port).forInspection,
+                configuration: RedisConfiguration(host: master.host, port: master.port).forTests,
                 eventLoop: MultiThreadedEventLoopGroup.singleton.next()
             )
             defer { connection.close() }

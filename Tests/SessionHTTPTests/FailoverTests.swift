@@ -147,7 +147,7 @@ struct FailoverTests {
     /// The slots `port` serves, from its own CLUSTER SLOTS.
     private func slots(ownedBy port: Int, cluster: RedisClusterTopology) async throws -> Set<Int> {
         let connection = try await RedisConnection.connect(
-            configuration: RedisConfiguration(host: "127.0.0.1", port: port).forInspection,
+            configuration: RedisConfiguration(host: "127.0.0.1", port: port).forTests,
             eventLoop: MultiThreadedEventLoopGroup.singleton.next()
         )
         defer { connection.close() }

@@ -24,17 +24,6 @@ enum SharedRedis {
     }
 }
 
-extension RedisConfiguration {
-    /// Generous timeouts for tests that are not about timeouts: the whole suite (and maybe a
-    /// build) shares two cores, and a 1 s default would fail tests for the wrong reason.
-    var forTests: RedisConfiguration {
-        var configuration = self
-        configuration.connectTimeout = .seconds(5)
-        configuration.commandTimeout = .seconds(10)
-        return configuration
-    }
-}
-
 /// A key nobody else uses: `test:<UUID>:<name>`.
 func uniqueKey(_ name: String = "key") -> String {
     "test:\(UUID().uuidString):\(name)"

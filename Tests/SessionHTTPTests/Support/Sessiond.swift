@@ -216,7 +216,7 @@ struct TestRedis: Sendable {
         }
         var keys = [String]()
         for server in servers {
-            let connection = try await RedisConnection.connect(configuration: server.forInspection, eventLoop: MultiThreadedEventLoopGroup.singleton.next())
+            let connection = try await RedisConnection.connect(configuration: server.forTests, eventLoop: MultiThreadedEventLoopGroup.singleton.next())
             defer { connection.close() }
             var cursor = "0"
             repeat {
@@ -232,22 +232,12 @@ struct TestRedis: Sendable {
     }
 }
 
-extension RedisConfiguration {
-    /// Generous timeouts: the whole suite shares two cores.
-    var forInspection: RedisConfiguration {
-        var configuration = self
-        configuration.connectTimeout = .seconds(5)
-        configuration.commandTimeout = .seconds(10)
-        return configuration
-    }
-}
-
 /// Runs `body` with a client of `topology`, for looking at what sessiond stored.
 func withRedis<T: Sendable>(_ topology: RedisTopologyConfiguration, _ body: @Sendable (TestRedis) async throws -> T) async throws -> T {
     let inspecting: RedisTopologyConfiguration
     switch topology {
-    case .seeds(let seeds): inspecting = .seeds(seeds.map(\.forInspection))
-    case .sentinel(let sentinels, let name, let server): inspecting = .sentinel(sentinels: sentinels, masterName: name, server: server.forInspection)
+    case .seeds(let seeds): inspecting = .seeds(seeds.map(\.forTests))
+    case .sentinel(let sentinels, let name, let server): inspecting = .sentinel(sentinels: sentinels, masterName: name, server: server.forTests)
     }
     let deployment = try await RedisDeployments.connect(inspecting, logger: Logger(label: "test-inspection") { _ in SwiftLogNoOpLogHandler() })
     return try await withThrowingTaskGroup(of: Void.self) { group in
