@@ -26,6 +26,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     private let reader = HiredisReplyReader()
     private let commandTimeout: TimeAmount
+    private let metrics: RedisClientMetrics
+    private let pendingCount: PendingCommandCount
     private var pending = Deque<Pending>()
     private var timeoutCheck: Scheduled<Void>?
     private var closedWith: RedisClientError?
@@ -34,8 +36,10 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     /// the tick (many HTTP requests' lookups) leaves in one `write(2)`.
     private var flushScheduled = false
 
-    init(commandTimeout: TimeAmount) {
+    init(commandTimeout: TimeAmount, metrics: RedisClientMetrics, pendingCount: PendingCommandCount) {
         self.commandTimeout = commandTimeout
+        self.metrics = metrics
+        self.pendingCount = pendingCount
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -56,6 +60,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         }
         let deadline = NIODeadline.now() + commandTimeout
         for reply in request.promises { pending.append(Pending(promise: reply, deadline: deadline)) }
+        pendingCount.add(request.promises.count)
         scheduleTimeoutCheckIfNeeded(context: context)
         context.write(wrapOutboundOut(request.encoded), promise: promise)
         if !flushScheduled {
@@ -74,12 +79,17 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        // A command was sent at its deadline minus the timeout: its latency needs no clock of its own.
+        let sentAtBase = NIODeadline.now() + commandTimeout
         do {
             try reader.feed(buffer)
             while let reply = try reader.nextReply() {
                 guard let head = pending.popFirst() else {
                     throw RedisClientError(.protocolError, "reply without a pending command")
                 }
+                pendingCount.add(-1)
+                metrics.commandDuration.recordNanoseconds(Int64(sentAtBase.uptimeNanoseconds) - Int64(head.deadline.uptimeNanoseconds))
+                if case .error = reply { metrics.errorReplies.increment() }
                 head.promise.succeed(reply)
             }
         } catch {
@@ -108,6 +118,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         timeoutCheck = nil
         let failed = pending
         pending.removeAll()
+        pendingCount.add(-failed.count)
+        if !failed.isEmpty { metrics.connectionLosses.increment(by: failed.count) }
         for entry in failed { entry.promise.fail(error) }
     }
 
@@ -126,6 +138,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         guard let context, let head = pending.first else { return }
         if head.deadline <= .now() {
             let timeout = RedisClientError(.timeout, "no reply from Redis within \(commandTimeout.nanoseconds / 1_000_000) ms")
+            pendingCount.add(-1)
+            metrics.timeouts.increment()
             pending.removeFirst().promise.fail(timeout)
             fail(context: context, with: RedisClientError(.connectionClosed, "connection closed after a command timed out"))
         } else {

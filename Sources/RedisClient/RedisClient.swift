@@ -212,6 +212,18 @@ public final class RedisClient: RedisDeployment, Sendable {
     /// True when at least one pooled connection is up.
     public var isConnected: Bool { liveConnection() != nil }
 
+    public var poolStatistics: RedisPoolStatistics {
+        var statistics = RedisPoolStatistics(configured: slots.count)
+        for slot in slots {
+            guard let connection = slot.connection.withLock({ $0 }), connection.isActive else { continue }
+            let pending = connection.pendingCommands
+            statistics.open += 1
+            statistics.pending += pending
+            if pending > 0 { statistics.busy += 1 }
+        }
+        return statistics
+    }
+
     /// The server a live connection is to: with a resolver (Sentinel), the current master.
     public var connectedAddress: RedisNodeAddress? { liveConnection()?.address }
 

@@ -271,6 +271,11 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         throw RedisClientError(.unavailable, "no cluster master answers\(lastError.map { ": \($0)" } ?? "")")
     }
 
+    public var poolStatistics: RedisPoolStatistics {
+        let clients = state.withLock { state in state.topology.masters.compactMap { state.pools[$0]?.client } }
+        return clients.reduce(RedisPoolStatistics()) { $0 + $1.poolStatistics }
+    }
+
     /// Masters and slot coverage, for tests and logs.
     public var masters: [RedisNodeAddress] { state.withLock { $0.topology.masters } }
 

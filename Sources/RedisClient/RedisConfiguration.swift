@@ -18,6 +18,8 @@ public struct RedisConfiguration: Sendable {
     /// Reconnect backoff: doubles from `initial` up to `maximum`, with full jitter.
     public var reconnectBackoffInitial: TimeAmount
     public var reconnectBackoffMaximum: TimeAmount
+    /// Where command latencies and failures are reported.
+    public var metrics: RedisClientMetrics = .none
 
     public init(
         host: String = "127.0.0.1",

@@ -7,11 +7,16 @@ public final class RedisConnection: Sendable {
     let channel: any Channel
     /// The server this connection is to.
     public let address: RedisNodeAddress
+    private let pendingCount: PendingCommandCount
 
-    private init(channel: any Channel, address: RedisNodeAddress) {
+    private init(channel: any Channel, address: RedisNodeAddress, pendingCount: PendingCommandCount) {
         self.channel = channel
         self.address = address
+        self.pendingCount = pendingCount
     }
+
+    /// Commands sent on this connection and waiting for their reply.
+    var pendingCommands: Int { pendingCount.value }
 
     /// Connects, authenticates and selects the database, all within `connectTimeout`.
     public static func connect(
@@ -19,6 +24,8 @@ public final class RedisConnection: Sendable {
         eventLoop: any EventLoop
     ) async throws -> RedisConnection {
         let commandTimeout = configuration.commandTimeout
+        let metrics = configuration.metrics
+        let pendingCount = PendingCommandCount()
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: eventLoop)
@@ -26,7 +33,9 @@ public final class RedisConnection: Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(commandTimeout: commandTimeout))
+                        try channel.pipeline.syncOperations.addHandler(
+                            RedisChannelHandler(commandTimeout: commandTimeout, metrics: metrics, pendingCount: pendingCount)
+                        )
                     }
                 }
                 .connect(host: configuration.host, port: configuration.port)
@@ -34,7 +43,9 @@ public final class RedisConnection: Sendable {
         } catch {
             throw RedisClientError(.connectFailed, "cannot connect to Redis at \(configuration.host):\(configuration.port): \(error)")
         }
-        let connection = RedisConnection(channel: channel, address: RedisNodeAddress(host: configuration.host, port: configuration.port))
+        let connection = RedisConnection(
+            channel: channel, address: RedisNodeAddress(host: configuration.host, port: configuration.port), pendingCount: pendingCount
+        )
         do {
             try await connection.handshake(configuration)
         } catch {

@@ -25,4 +25,7 @@ public protocol RedisDeployment: Service, Sendable, CustomStringConvertible {
 
     /// Succeeds while Redis answers (on a cluster: at least one master).
     func ping() async throws
+
+    /// The connection pools now (on a cluster: every master's, summed), for the metrics endpoint.
+    var poolStatistics: RedisPoolStatistics { get }
 }

@@ -8,6 +8,18 @@ public enum RedisTopologyConfiguration: Sendable {
     case seeds([RedisConfiguration])
     /// A master found through Sentinels; `server` gives credentials, database and timeouts.
     case sentinel(sentinels: [RedisNodeAddress], masterName: String, server: RedisConfiguration)
+
+    /// The same topology with every connection reporting to `metrics`.
+    public func reporting(to metrics: RedisClientMetrics) -> Self {
+        switch self {
+        case .seeds(var seeds):
+            for index in seeds.indices { seeds[index].metrics = metrics }
+            return .seeds(seeds)
+        case .sentinel(let sentinels, let masterName, var server):
+            server.metrics = metrics
+            return .sentinel(sentinels: sentinels, masterName: masterName, server: server)
+        }
+    }
 }
 
 /// Finds out what the configured Redis is and builds the client for it, refusing at start what

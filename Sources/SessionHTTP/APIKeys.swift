@@ -51,7 +51,9 @@ public struct APIKeyRing: Sendable {
     }
 
     /// Checks `Authorization: Bearer <key>` against `required`: `invalid_api_key` or `forbidden`.
-    func authorize(_ authorization: String?, _ required: Role) throws(APIError) {
+    /// Returns the key's role.
+    @discardableResult
+    func authorize(_ authorization: String?, _ required: Role) throws(APIError) -> Role {
         guard let header = authorization else {
             throw APIError.invalidAPIKey("missing Authorization: Bearer <api key>")
         }
@@ -65,6 +67,7 @@ public struct APIKeyRing: Sendable {
         guard role >= required else {
             throw APIError.forbidden("this API key has role \(role.name); this route needs \(required.name)")
         }
+        return role
     }
 
     /// The role of the presented key, or nil when it matches no configured key.

@@ -24,6 +24,7 @@ public struct APIRoute: Sendable, Equatable {
         .init(method: .delete, path: "/v1/sessions/{handle}", role: .admin),
         .init(method: .get, path: "/healthz", role: nil),
         .init(method: .get, path: "/readyz", role: nil),
+        .init(method: .get, path: "/metrics", role: .reader),
     ]
 
     /// The path in Hummingbird's syntax (`:name`).

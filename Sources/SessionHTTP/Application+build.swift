@@ -16,16 +16,19 @@ public func buildApplication(
 ) async throws -> some ApplicationProtocol {
     var redisLogger = logger
     redisLogger[metadataKey: "component"] = "redis"
-    let redis = try await RedisDeployments.connect(configuration.redisTopology, logger: redisLogger)
-    let store = SessionStore(redis: redis, policy: configuration.policy)
+    let metrics = ServiceMetrics()
+    let redis = try await RedisDeployments.connect(configuration.redisTopology.reporting(to: metrics.redis), logger: redisLogger)
+    let store = SessionStore(redis: redis, policy: configuration.policy, metrics: metrics.store)
     let router = Router(context: AppRequestContext.self)
-    router.add(middleware: RequestLogMiddleware(logger: logger))
+    router.add(middleware: RequestLogMiddleware(logger: logger, metrics: metrics))
     router.add(middleware: APIErrorMiddleware(routes: APIRoute.all, logger: logger))
     let cookie = SessionCookie(name: configuration.cookieName, sameSite: configuration.cookieSameSite)
-    SessionRoutes<AppRequestContext>(store: store, redis: redis, keys: configuration.apiKeys, cookie: cookie).register(on: router)
+    SessionRoutes<AppRequestContext>(store: store, redis: redis, keys: configuration.apiKeys, cookie: cookie, metrics: metrics)
+        .register(on: router)
     let serverName = "sessiond"
     let lookupPath = SessionLookupChannelHandler.Shared(
-        store: store, keys: configuration.apiKeys, cookie: cookie, serverName: serverName, logger: logger
+        store: store, keys: configuration.apiKeys, cookie: cookie, serverName: serverName, logger: logger,
+        metrics: metrics.route(method: "GET", path: APIRoute.lookupPath), serviceMetrics: metrics
     )
     var app = Application(
         router: router,

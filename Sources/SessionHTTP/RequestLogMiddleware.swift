@@ -5,9 +5,11 @@ import NIOCore
 import Synchronization
 
 /// One log line per request: request id, method, route template, status, duration, and the
-/// session handle when one is known. Never the path's query, a token or an API key.
+/// session handle when one is known. Never the path's query, a token or an API key. The same
+/// facts go to the route's metrics.
 struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
+    let metrics: ServiceMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -20,10 +22,11 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
             response = try APIError.internalError().response(from: request, context: context)
         }
         response.headers[.requestID] = requestID
+        let elapsed = (ContinuousClock.now - start).nanoseconds
+        metrics.route(method: request.method.rawValue, path: context.endpointPath).record(status: response.status.code, nanoseconds: elapsed)
         RequestLog.record(
             logger: logger, requestID: requestID, method: request.method.rawValue, route: context.endpointPath ?? "unmatched",
-            status: response.status.code, elapsed: .nanoseconds(Int64((ContinuousClock.now - start).nanoseconds)),
-            handle: response.headers[.sessionHandle]
+            status: response.status.code, elapsed: .nanoseconds(elapsed), handle: response.headers[.sessionHandle]
         )
         return response
     }

@@ -30,6 +30,9 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         let cookie: SessionCookie
         let serverName: String
         let logger: Logger
+        /// The lookup route's metrics, found once.
+        let metrics: RouteMetrics
+        let serviceMetrics: ServiceMetrics
     }
 
     private enum State {
@@ -87,13 +90,21 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     private func answer(_ head: HTTPRequest, context: ChannelHandlerContext) {
         let start = NIODeadline.now()
         let requestID = RequestID.next()
+        let role: Role
+        do throws(APIError) {
+            role = try shared.keys.authorize(head.headerFields[.authorization], .reader)
+        } catch {
+            respond(error: error, head: head, requestID: requestID, start: start, context: context)
+            return
+        }
         let token: SessionToken
         let touch: Bool
         do throws(APIError) {
-            try shared.keys.authorize(head.headerFields[.authorization], .reader)
             touch = try LookupRequest.touch(in: URI(head.path ?? "/"))
             token = try shared.cookie.token(in: head.headerFields)
         } catch {
+            // A malformed or missing token counts as an invalid-session lookup too.
+            if error.code == LookupRequest.noSession.code { shared.serviceMetrics.recordInvalidSessionLookup(role: role) }
             respond(error: error, head: head, requestID: requestID, start: start, context: context)
             return
         }
@@ -104,9 +115,10 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             case .success(.found(let session)):
                 handler.respond(found: session, head: head, requestID: requestID, start: start, context: context)
             case .success(.notFound):
+                handler.shared.serviceMetrics.recordInvalidSessionLookup(role: role)
                 handler.respond(found: nil, head: head, requestID: requestID, start: start, context: context)
             case .failure:
-                handler.lookUpFully(token, touch: touch, head: head, requestID: requestID, start: start, context: context)
+                handler.lookUpFully(token, touch: touch, role: role, head: head, requestID: requestID, start: start, context: context)
             }
         }
     }
@@ -114,7 +126,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     /// The full lookup (touch script, retries, redirects, error answers) in a task; the answer
     /// is written back on the channel's event loop.
     private func lookUpFully(
-        _ token: SessionToken, touch: Bool, head: HTTPRequest, requestID: String, start: NIODeadline, context: ChannelHandlerContext
+        _ token: SessionToken, touch: Bool, role: Role, head: HTTPRequest, requestID: String, start: NIODeadline, context: ChannelHandlerContext
     ) {
         let shared = self.shared
         let promise = context.eventLoop.makePromise(of: Session?.self)
@@ -124,6 +136,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             let (handler, context) = loopBound.value
             switch result {
             case .success(let session):
+                if session == nil { shared.serviceMetrics.recordInvalidSessionLookup(role: role) }
                 handler.respond(found: session, head: head, requestID: requestID, start: start, context: context)
             case .failure(let error):
                 handler.respond(
@@ -174,9 +187,11 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
         state = .idle
+        let elapsed = NIODeadline.now() - start
+        shared.metrics.record(status: status.code, nanoseconds: elapsed.nanoseconds)
         RequestLog.record(
             logger: shared.logger, requestID: requestID, method: head.method.rawValue, route: APIRoute.lookupPath,
-            status: status.code, elapsed: NIODeadline.now() - start, handle: handle
+            status: status.code, elapsed: elapsed, handle: handle
         )
     }
 }

@@ -10,6 +10,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     let redis: any RedisDeployment
     let keys: APIKeyRing
     let cookie: SessionCookie
+    let metrics: ServiceMetrics
 
     /// Bodies are JSON around at most one `data` object; anything larger is refused unread.
     var bodyLimit: Int { 4 * store.policy.maxDataBytes + 8192 }
@@ -38,6 +39,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         case (.delete, "/v1/sessions/{handle}"): return revokeByHandle
         case (.get, "/healthz"): return health
         case (.get, "/readyz"): return readiness
+        case (.get, "/metrics"): return exposition
         default: preconditionFailure("no handler for \(route.method) \(route.path)")
         }
     }
@@ -58,10 +60,16 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     /// announces a body.
     @Sendable func lookup(_ request: Request, _ context: Context) async throws -> Response {
         let touch = try LookupRequest.touch(in: request.uri)
-        guard let session = try await store.lookup(try sessionToken(request), touch: touch) else {
-            throw LookupRequest.noSession
+        do {
+            guard let session = try await store.lookup(try sessionToken(request), touch: touch) else {
+                throw LookupRequest.noSession
+            }
+            return Response(status: .ok, headers: LookupRequest.headers(for: session), body: .init(byteBuffer: SessionJSON.render(session)))
+        } catch let error as APIError where error.code == LookupRequest.noSession.code {
+            // The route's authorization passed, so the key has a role.
+            if let role = try? keys.authorize(request.headers[.authorization], .reader) { metrics.recordInvalidSessionLookup(role: role) }
+            throw error
         }
-        return Response(status: .ok, headers: LookupRequest.headers(for: session), body: .init(byteBuffer: SessionJSON.render(session)))
     }
 
     @Sendable func update(_ request: Request, _ context: Context) async throws -> Response {
@@ -174,6 +182,19 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
             throw APIError.storeUnavailable("Redis does not answer")
         }
         return json(.ok, ByteBuffer(string: #"{"status":"ready"}"#))
+    }
+
+    // MARK: metrics
+
+    /// The Prometheus text format (README, "Metrics"); any key may read it.
+    @Sendable func exposition(_ request: Request, _ context: Context) async throws -> Response {
+        try queryParameters(request, allowed: [])
+        let body = await metrics.exposition(redis: redis)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: body)
+        )
     }
 
     // MARK: request pieces

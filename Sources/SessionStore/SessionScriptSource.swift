@@ -54,6 +54,20 @@ local function remove_members(index, members)
     redis.call('ZREM', index, unpack(members, i, math.min(i + 999, #members)))
   end
 end
+
+-- Revocation event (docs/events.md) on the channel `<prefix>events`, for services that cache
+-- lookups. Handles only, never a token. `key` is any key of the user's slot: its prefix names
+-- the channel and its hash tag is the handles' first three characters. Classic PUBLISH, not
+-- SPUBLISH: a user's sessions are spread over 65,536 tags, and a subscriber wants all of them.
+local function publish_revoked(key, user_id, members, reason)
+  if #members == 0 then return end
+  local prefix, tag = string.match(key, '^(.-){(...)}')
+  local handles = {}
+  for i, member in ipairs(members) do handles[i] = tag .. member end
+  redis.call('PUBLISH', prefix .. 'events', cjson.encode({
+    event = 'revoked', reason = reason, user_id = user_id, handles = handles, time_ms = now_ms()
+  }))
+end
 """#
 
     static let create = #"""
@@ -103,6 +117,7 @@ if cap > 0 then
     revoked[#revoked + 1] = existing[i]
   end
   remove_members(KEYS[2], revoked)
+  publish_revoked(KEYS[1], user_id_of(record), revoked, 'cap')
 end
 return {record, revoked}
 """#
@@ -148,14 +163,15 @@ return {1, updated}
 
     static let revoke = #"""
 -- Revoke one session and drop it from its user's index.
--- KEYS[1] session key, KEYS[2] its user's index; ARGV[1] index member, ARGV[2] user id.
--- Returns 1 if a session was revoked, else 0.
+-- KEYS[1] session key, KEYS[2] its user's index; ARGV[1] index member, ARGV[2] user id,
+-- ARGV[3] the event's reason (logout or admin). Returns 1 if a session was revoked, else 0.
 local record = redis.call('GET', KEYS[1])
 if not record then return 0 end
 local stale = check_user(record, ARGV[2])
 if stale then return stale end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+publish_revoked(KEYS[1], ARGV[2], {ARGV[1]}, ARGV[3])
 return 1
 """#
 
@@ -180,6 +196,7 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[3], int(created), ARGV[2])
 extend_index(KEYS[3], expires)
+publish_revoked(KEYS[1], ARGV[3], {ARGV[1]}, 'rotate')
 return rotated
 """#
 
@@ -205,12 +222,13 @@ return 1
 -- Revoke a batch of one user's sessions (a force-logout chunk) in one atomic step, so
 -- sessions and index never disagree. KEYS[1] the user's index, KEYS[2..] the members' session
 -- keys; ARGV the members, in the same order. Returns how many sessions existed and were deleted.
-local revoked = 0
+local revoked = {}
 for i = 2, #KEYS do
-  revoked = revoked + redis.call('DEL', KEYS[i])
+  if redis.call('DEL', KEYS[i]) == 1 then revoked[#revoked + 1] = ARGV[i - 1] end
 end
 remove_members(KEYS[1], ARGV)
-return revoked
+publish_revoked(KEYS[1], string.match(KEYS[1], '}u:(.*)$'), revoked, 'force_logout')
+return #revoked
 """#
 
     static let routingKey = #"""

@@ -62,6 +62,7 @@ public enum DataUpdateResult: Sendable {
 public final class SessionStore: Sendable {
     public let policy: SessionPolicy
     private let redis: any RedisDeployment
+    private let metrics: SessionStoreMetrics
     private let scripts = SessionScripts()
     private let clock: RedisClock
     private let routing: RoutingKeyStore
@@ -75,9 +76,10 @@ public final class SessionStore: Sendable {
     /// A capped create retries this often when other creates keep changing the user's index.
     private let cappedCreateAttempts = 20
 
-    public init(redis: any RedisDeployment, policy: SessionPolicy) {
+    public init(redis: any RedisDeployment, policy: SessionPolicy, metrics: SessionStoreMetrics = .none) {
         self.redis = redis
         self.policy = policy
+        self.metrics = metrics
         self.clock = RedisClock(redis: redis, routingKey: RedisArgument(policy.keyPrefix + "{clock}"))
         self.routing = RoutingKeyStore(redis: redis, key: RedisArgument(policy.keyPrefix + "{routing}key"), script: scripts.routingKey)
     }
@@ -143,6 +145,8 @@ public final class SessionStore: Sendable {
             guard let parts = reply.array, parts.count == 2, let record = parts[0].bytes, let revoked = parts[1].array else {
                 throw SessionStoreError.unexpectedReply("create: unexpected reply shape")
             }
+            metrics.created.increment()
+            metrics.record(.cap, count: revoked.count)
             // Evicting sessions over the cap is a revocation: it must survive a failover.
             if !revoked.isEmpty { try await confirmReplicated(tagText: tag.text) }
             return Created(
@@ -264,13 +268,19 @@ public final class SessionStore: Sendable {
 
     // MARK: revoke and rotate
 
+    /// A logout.
     public func revoke(_ token: SessionToken) async throws -> Bool {
-        try await revoke(handle: token.handle)
+        try await revoke(handle: token.handle, reason: .logout)
+    }
+
+    /// An admin's revocation of one session.
+    public func revoke(handle: SessionHandle) async throws -> Bool {
+        try await revoke(handle: handle, reason: .admin)
     }
 
     /// Revokes by handle. The record is read first for its user id, which names the index.
     /// Confirmed only once a replica has it, when there are replicas (SPEC §5.8).
-    public func revoke(handle: SessionHandle) async throws -> Bool {
+    private func revoke(handle: SessionHandle, reason: RevocationReason) async throws -> Bool {
         guard let current = try await session(handle: handle) else {
             // Perhaps an earlier attempt deleted it and then answered 503: confirm before a 2xx.
             try await confirmReplicated(tagText: handle.tagText)
@@ -279,10 +289,12 @@ public final class SessionStore: Sendable {
         let reply = try await redis.evaluate(
             scripts.revoke,
             keys: [sessionKey(handle), indexKey(tagText: handle.tagText, userID: current.userID)],
-            arguments: [RedisArgument(String(handle.rest)), RedisArgument(current.userID)],
+            arguments: [RedisArgument(String(handle.rest)), RedisArgument(current.userID), RedisArgument(reason.rawValue)],
             replicated: true
         )
-        return reply.integer == 1
+        let revoked = reply.integer == 1
+        if revoked { metrics.record(reason) }
+        return revoked
     }
 
     /// Waits until a replica has every write made so far on the slot of `tagText` (SPEC §5.8),
@@ -312,6 +324,7 @@ public final class SessionStore: Sendable {
                 continue
             }
             guard let session = try session(from: reply, handle: fresh.handle) else { return nil }
+            metrics.record(.rotate)
             return (fresh, session)
         }
         throw SessionStoreError.unexpectedReply("rotate: three handle collisions in a row")
@@ -338,7 +351,9 @@ public final class SessionStore: Sendable {
         }
         let dead = try await endedMembers(entries.map(\.member), tagText: tag.text, index: index)
         if !dead.isEmpty {
-            _ = try await redis.send(RedisCommand("ZREM", [index] + dead.map { RedisArgument($0) }), routingKey: index)
+            let removed = try await redis.send(RedisCommand("ZREM", [index] + dead.map { RedisArgument($0) }), routingKey: index)
+            // Counted once: a concurrent listing that removed the same entries gets 0 here.
+            metrics.expiredFound.increment(by: removed.integer.map(Int.init) ?? 0)
         }
         // ZRANGE gives (score, member bytes) ascending, so reversed it is the page order: newest
         // first, ties by handle descending. No sort.
@@ -433,6 +448,7 @@ public final class SessionStore: Sendable {
             )
             guard let count = reply.integer else { throw SessionStoreError.unexpectedReply("revoke_members: unexpected reply shape") }
             revoked += Int(count)
+            metrics.record(.forceLogout, count: Int(count))
         }
         throw SessionStoreError.tooMuchContention
     }

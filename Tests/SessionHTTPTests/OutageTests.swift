@@ -29,6 +29,10 @@ import Testing
                 #expect(elapsed < .seconds(2), "\(name) took \(elapsed)")
             }
             #expect(try await server.client.send(.GET, "/healthz").status == 200, "the process itself is fine")
+            let down = try await MetricsTests.scrape(server).samples
+            #expect(down["sessiond_redis_up"] == 0, "the metrics say Redis is away")
+            #expect(down[#"sessiond_redis_pool_connections{state="open"}"#] == 0)
+            #expect(down[#"sessiond_http_requests_total{method="GET",route="/v1/session",status="503"}"#] == 1)
             // A well-formed but unknown token must not be answered 401 while Redis is away.
             let unknown = try await server.lookup("uQU_h9ztFxlvRrVs1RnLp9fsI9X5Qa2S3Wv1_zqCzWA")
             #expect(unknown.status == 503)
@@ -41,6 +45,7 @@ import Testing
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(recovered, "sessiond reconnected by itself")
+            #expect(try await MetricsTests.scrape(server).samples["sessiond_redis_up"] == 1)
             let fresh = try await server.create(user: "outage")
             #expect(try await server.lookup(fresh.token).status == 200)
         }

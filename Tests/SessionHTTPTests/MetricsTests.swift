@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+
+/// `GET /metrics` after real traffic: the counters moved by exactly what was done (each test
+/// server has a registry of its own), the gauges describe a live Redis, and nothing secret
+/// appears in the exposition.
+@Suite struct MetricsTests {
+    /// `name{labels} value` lines as a dictionary keyed by name and labels, as written.
+    static func scrape(_ server: Sessiond) async throws -> (samples: [String: Double], text: String) {
+        let response = try await server.request(.GET, "/metrics", key: TestKeys.reader)
+        #expect(response.status == 200)
+        #expect(response.headers["Content-Type"].first?.hasPrefix("text/plain; version=0.0.4") == true)
+        var samples = [String: Double]()
+        for line in response.text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else {
+                Issue.record("not a sample line: \(line)")
+                continue
+            }
+            samples[String(line[..<space])] = value
+        }
+        return (samples, response.text)
+    }
+
+    @Test func countersFollowTrafficAndNoSecretShows() async throws {
+        let user = "metrics-\(UUID().uuidString.prefix(8))"
+        try await Sessiond.with(settings: ["SESSIOND_MAX_SESSIONS_PER_USER": "2"]) { server in
+            #expect(try await server.request(.GET, "/metrics", key: nil).status == 401)
+            let first = try await server.create(user: user)
+            let second = try await server.create(user: user)
+            let third = try await server.create(user: user)  // over the cap: `first` goes
+            #expect(try await server.lookup(second.token).status == 200)
+            #expect(try await server.lookup(third.token, touch: false).status == 200)
+            #expect(try await server.lookup(first.token).status == 401)  // evicted: unknown now
+            let malformed = try await server.request(.GET, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", "short")])
+            #expect(malformed.status == 401)
+            let rotated = try await server.request(.POST, "/v1/session/rotate", key: TestKeys.app, headers: [("X-Session-Token", second.token)])
+            let newToken = try #require(try rotated.json()["token"] as? String)
+            let logout = try await server.request(.DELETE, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", newToken)])
+            #expect(logout.status == 200)
+            #expect(try await server.request(.DELETE, "/v1/sessions/\(third.handle)", key: TestKeys.admin).status == 200)
+            let fourth = try await server.create(user: user)
+            let fifth = try await server.create(user: user)
+            let forced = try await server.request(.DELETE, "/v1/users/\(user)/sessions", key: TestKeys.admin)
+            #expect(try forced.json()["revoked"] as? Int == 2)
+            #expect(try await server.request(.GET, "/nowhere", key: TestKeys.reader).status == 404)
+
+            let (samples, text) = try await Self.scrape(server)
+            let expected: [String: Double] = [
+                "sessiond_sessions_created_total": 5,
+                #"sessiond_sessions_revoked_total{reason="cap"}"#: 1,
+                #"sessiond_sessions_revoked_total{reason="logout"}"#: 1,
+                #"sessiond_sessions_revoked_total{reason="admin"}"#: 1,
+                #"sessiond_sessions_revoked_total{reason="force_logout"}"#: 2,
+                "sessiond_sessions_rotated_total": 1,
+                #"sessiond_invalid_session_lookups_total{role="reader"}"#: 1,
+                #"sessiond_invalid_session_lookups_total{role="app"}"#: 1,
+                #"sessiond_invalid_session_lookups_total{role="admin"}"#: 0,
+                #"sessiond_http_requests_total{method="POST",route="/v1/sessions",status="201"}"#: 5,
+                #"sessiond_http_requests_total{method="GET",route="/v1/session",status="200"}"#: 2,
+                #"sessiond_http_requests_total{method="GET",route="/v1/session",status="401"}"#: 2,
+                #"sessiond_http_requests_total{method="GET",route="/metrics",status="401"}"#: 1,
+                #"sessiond_http_requests_total{method="any",route="unmatched",status="404"}"#: 1,
+                #"sessiond_http_request_duration_seconds_count{method="GET",route="/v1/session"}"#: 4,
+                "sessiond_redis_up": 1,
+                #"sessiond_build_info{version="1.0.0"}"#: 1,
+            ]
+            for (name, value) in expected {
+                #expect(samples[name] == value, "\(name)")
+            }
+            #expect(samples["sessiond_redis_command_duration_seconds_count"] ?? 0 >= 12, "every command's latency is recorded")
+            #expect(samples[#"sessiond_redis_pool_connections{state="open"}"#] ?? 0 >= 1)
+            #expect(samples["sessiond_uptime_seconds"] ?? 0 > 0)
+            for secret in [first.token, second.token, third.token, fourth.token, fifth.token, newToken,
+                           first.handle, second.handle, fourth.handle, user, TestKeys.reader, TestKeys.app, TestKeys.admin] {
+                #expect(!text.contains(secret))
+            }
+        }
+    }
+
+    /// A listing that finds index entries of expired sessions counts them as expired.
+    @Test func listingCountsExpiredSessions() async throws {
+        try await Sessiond.with { server in
+            let short = try await server.create(["user_id": "brief", "idle_timeout": 1])
+            _ = try await server.create(user: "brief")
+            try await GuaranteeTests.sleep(until: try GuaranteeTests.time(short, "idle_expires_at") + 0.3)
+            #expect(try await server.list(user: "brief").json()["total"] as? Int == 1)
+            #expect(try await Self.scrape(server).samples["sessiond_sessions_expired_total"] == 1)
+        }
+    }
+}
