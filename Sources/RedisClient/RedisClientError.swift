@@ -31,6 +31,11 @@ public struct RedisClientError: Error, Sendable, Equatable, CustomStringConverti
         self.message = message
     }
 
+    /// Redis refused a write at `maxmemory` under `noeviction` (`-OOM ...`, also from a script).
+    public var isOutOfMemory: Bool {
+        code == .commandError && message.hasPrefix("OOM ")
+    }
+
     /// True when the failure says nothing about the data: Redis could not be reached in time.
     public var isUnavailability: Bool {
         code != .commandError && code != .unexpectedReply && code != .invalidConfiguration

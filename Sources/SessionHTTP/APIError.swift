@@ -71,6 +71,15 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         APIError(status: .serviceUnavailable, code: "store_unavailable", message: message, extraHeaders: [.retryAfter: "1"])
     }
 
+    /// Redis refused a write because it is at `maxmemory` with `noeviction`; reads, revocations
+    /// and logouts still work (they free memory).
+    static func storeFull() -> APIError {
+        APIError(
+            status: .init(code: 507, reasonPhrase: "Insufficient Storage"), code: "store_full",
+            message: "the session store is full (Redis maxmemory); nothing was written", extraHeaders: [.retryAfter: "5"]
+        )
+    }
+
     static func internalError() -> APIError {
         APIError(status: .internalServerError, code: "internal_error", message: "unexpected server error")
     }

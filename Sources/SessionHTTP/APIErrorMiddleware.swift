@@ -40,6 +40,9 @@ extension APIError {
         switch error {
         case let error as APIError:
             return error
+        case let error as RedisClientError where error.isOutOfMemory:
+            logger.error("store full: Redis is at maxmemory and refuses writes", metadata: ["error": .string(error.description)])
+            return .storeFull()
         case let error as RedisClientError:
             logger.warning("store unavailable", metadata: ["error": .string(error.description)])
             return .storeUnavailable("the session store is unavailable")

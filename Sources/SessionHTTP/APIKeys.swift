@@ -16,9 +16,12 @@ public enum Role: Int, Sendable, Comparable, CaseIterable {
 }
 
 /// The configured API keys, kept only as digests. A presented key is compared with every
-/// configured key in constant time, without stopping at the first match.
+/// configured key in constant time, without stopping at the first match. A key may also be
+/// configured as its digest, `role:blake2b:<64 hex digits>` (`printf %s KEY | b2sum -l 256`), so
+/// that the plain key never sits in a config file or in the environment of the running process.
 public struct APIKeyRing: Sendable {
     public static let minimumKeyLength = 24
+    static let digestPrefix = "blake2b:"
     private let entries: [(digest: SecretDigest, role: Role)]
 
     /// Parses `role:key,role:key,...`; errors name the problem without echoing any key.
@@ -35,16 +38,27 @@ public struct APIKeyRing: Sendable {
             guard let role = Role.allCases.first(where: { $0.name == roleName }) else {
                 throw .init("entry \(position + 1) has unknown role '\(roleName.prefix(16))' (reader, app or admin)")
             }
+            if key.hasPrefix(Self.digestPrefix) {
+                guard let digest = SecretDigest(hex: key.dropFirst(Self.digestPrefix.count)) else {
+                    throw .init("entry \(position + 1) (\(role.name)) has a malformed digest: blake2b: must be followed by 64 hex digits")
+                }
+                guard seen.insert(digest.hex).inserted else {
+                    throw .init("entry \(position + 1) (\(role.name)) repeats a key given earlier")
+                }
+                entries.append((digest, role))
+                continue
+            }
             guard key.count >= Self.minimumKeyLength else {
                 throw .init("entry \(position + 1) (\(role.name)) has a key shorter than \(Self.minimumKeyLength) characters")
             }
             guard key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ",") }) else {
                 throw .init("entry \(position + 1) (\(role.name)) has a key with spaces or non-printable characters")
             }
-            guard seen.insert(String(key)).inserted else {
+            let digest = SecretDigest(of: key)
+            guard seen.insert(digest.hex).inserted else {
                 throw .init("entry \(position + 1) (\(role.name)) repeats a key given earlier")
             }
-            entries.append((SecretDigest(of: key), role))
+            entries.append((digest, role))
         }
         guard !entries.isEmpty else { throw .init("no keys given") }
         self.entries = entries

@@ -228,8 +228,13 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > bodyLimit {
             throw APIError.payloadTooLarge("request body is larger than \(bodyLimit) bytes")
         }
-        let buffer = try await request.body.collect(upTo: bodyLimit)
-        return Array(buffer.readableBytesView)
+        do {
+            let buffer = try await request.body.collect(upTo: bodyLimit)
+            return Array(buffer.readableBytesView)
+        } catch is NIOTooManyBytesError {
+            // A chunked body announces no length: it is refused once it outgrows the cap.
+            throw APIError.payloadTooLarge("request body is larger than \(bodyLimit) bytes")
+        }
     }
 
     @discardableResult

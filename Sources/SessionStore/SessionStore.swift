@@ -175,10 +175,16 @@ public final class SessionStore: Sendable {
         // session due for a touch goes through the script, which decides again atomically.
         let read = try session(from: try await redis.send(RedisCommand("GET", key), routingKey: key), handle: handle)
         guard let read, touch, dueForTouch(read) else { return read }
-        let reply = try await redis.evaluate(
-            scripts.lookup, keys: [key, indexKey(tagText: handle.tagText, userID: read.userID)], arguments: [], replicated: false
-        )
-        return try session(from: reply, handle: handle)
+        do {
+            let reply = try await redis.evaluate(
+                scripts.lookup, keys: [key, indexKey(tagText: handle.tagText, userID: read.userID)], arguments: [], replicated: false
+            )
+            return try session(from: reply, handle: handle)
+        } catch let error as RedisClientError where error.isOutOfMemory {
+            // Redis at maxmemory refuses the touch's write. The read is still true: answer it
+            // untouched rather than fail every lookup of a full store.
+            return read
+        }
     }
 
     /// What the hot path of a lookup found without leaving the HTTP channel's event loop.

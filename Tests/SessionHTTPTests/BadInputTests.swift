@@ -69,6 +69,8 @@ import Testing
         Case(name: "no API key", method: .GET, path: "/v1/session", key: nil, status: 401, code: "invalid_api_key"),
         Case(name: "unknown API key", method: .GET, path: "/v1/session", key: "x" + TestKeys.admin, status: 401, code: "invalid_api_key"),
         Case(name: "Basic scheme", method: .GET, path: "/v1/session", key: nil, headers: [("Authorization", "Basic YWxhZGRpbjpvcGVuc2VzYW1l")], status: 401, code: "invalid_api_key"),
+        Case(name: "chunked body over the cap", method: .POST, path: "/v1/sessions", headers: [("Transfer-Encoding", "chunked")],
+             body: Array(repeating: UInt8(ascii: "a"), count: 80000), status: 413, code: "payload_too_large"),
         Case(name: "user_id with control character in path", method: .GET, path: "/v1/users/a%07b/sessions", status: 400, code: "invalid_request"),
     ]
 

@@ -1,3 +1,4 @@
+import Foundation
 import SessionHTTP
 import Testing
 
@@ -28,6 +29,8 @@ import Testing
         ("SESSIOND_IDLE_TIMEOUT", "0"), ("SESSIOND_IDLE_TIMEOUT", "1.5"), ("SESSIOND_ABSOLUTE_TIMEOUT", "-1"),
         ("SESSIOND_MAX_SESSIONS_PER_USER", "many"), ("SESSIOND_MAX_DATA_BYTES", "1"), ("SESSIOND_COOKIE_NAME", "a;b"),
         ("SESSIOND_COOKIE_SAMESITE", "None"), ("SESSIOND_LOG_LEVEL", "loud"),
+        ("SESSIOND_API_KEYS", "admin:blake2b:abcdefghijklmnopqrstuvwxyz"), ("SESSIOND_API_KEYS", "admin:blake2b:" + String(repeating: "0", count: 63)),
+        ("SESSIOND_API_KEYS", "app:blake2b:" + String(repeating: "0", count: 64) + ",admin:blake2b:" + String(repeating: "0", count: 64)),
     ]
 
     @Test(arguments: badValues)
@@ -54,5 +57,32 @@ import Testing
         ])
         #expect(configuration.apiKeys.role(of: "old-app-key-0123456789abcdef") == .app)
         #expect(configuration.apiKeys.role(of: "new-app-key-0123456789abcdef") == .app)
+    }
+
+    /// A key configured as its digest, as `b2sum -l 256` (coreutils) prints it, works as the key
+    /// itself, and the plain key and its digest count as the same key.
+    @Test func preHashedKeysMatchB2sum() throws {
+        let key = "admin-key-0123456789abcdefghijkl"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["b2sum", "-l", "256"]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        input.fileHandleForWriting.write(Data(key.utf8))
+        try input.fileHandleForWriting.close()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let hex = try #require(printed.split(separator: " ").first.map(String.init))
+        #expect(hex.count == 64)
+        let configuration = try ServiceConfiguration(values: ["SESSIOND_API_KEYS": "admin:blake2b:\(hex),app:app-key-0123456789abcdefghijklmn"])
+        #expect(configuration.apiKeys.role(of: key) == .admin)
+        #expect(configuration.apiKeys.role(of: "blake2b:\(hex)") == nil, "the digest itself is not a key")
+        #expect(configuration.apiKeys.role(of: "app-key-0123456789abcdefghijklmn") == .app)
+        #expect(throws: ConfigurationError.self) {
+            try ServiceConfiguration(values: ["SESSIOND_API_KEYS": "admin:\(key),admin:blake2b:\(hex.uppercased())"])
+        }
     }
 }

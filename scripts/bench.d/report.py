@@ -126,6 +126,11 @@ def main():
         r = info / lookup
         check("lookup at log level info (the default) vs warning", info, rps, "logging costs ≤ 10 %",
               f"{r:.2f} × warning ({(1 - r) * 100:.1f} % cost)", r >= 0.90)
+    baseline = med("lookup_baseline_rps")
+    if baseline is not None and lookup:
+        r = lookup / baseline
+        rows.append(("lookup vs the baseline build (`BENCH_BASELINE_BINARY`)", rps(lookup), "reported",
+                     f"{r:.3f} × baseline ({(1 - r) * 100:+.1f} % cost)", "—"))
     if create is not None and lookup:
         r = create / lookup
         check("create `POST /v1/sessions` throughput", create, rps, "≥ 0.5 × lookup", f"{r:.2f} × lookup", r >= 0.5)
@@ -179,6 +184,8 @@ def main():
         ("sessiond lookup p99", "lookup_p99_ms", ms),
         ("sessiond lookup throughput, log level info", "lookup_info_rps", rps),
         ("sessiond lookup p99, log level info", "lookup_info_p99_ms", ms),
+        ("baseline build lookup throughput", "lookup_baseline_rps", rps),
+        ("baseline build lookup p99", "lookup_baseline_p99_ms", ms),
         ("sessiond create throughput", "create_rps", rps),
         ("memory per session", "mem_per_session", byt),
         ("memory per session, one per user", "mem_per_session_one_per_user", byt),

@@ -43,7 +43,8 @@ struct HTTPTestClient: Sendable {
         head.headers.add(name: "Host", value: "127.0.0.1")
         head.headers.add(name: "Connection", value: "close")
         for (name, value) in headers { head.headers.add(name: name, value: value) }
-        if let body, !head.headers.contains(name: "Content-Length") {
+        // A chunked body (Transfer-Encoding given) announces no length; NIO encodes the chunks.
+        if let body, !head.headers.contains(name: "Content-Length"), !head.headers.contains(name: "Transfer-Encoding") {
             head.headers.add(name: "Content-Length", value: String(body.count))
         }
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
