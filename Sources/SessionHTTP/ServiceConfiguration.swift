@@ -35,12 +35,15 @@ public struct ServiceConfiguration: Sendable {
     public var cookieName: String
     public var cookieSameSite: CookieSameSite
     public var logLevel: Logger.Level
+    /// Seconds a SIGTERM or SIGINT waits for requests in flight before the process gives up on them.
+    public var shutdownTimeout: Int
 
     public static let variables = [
         "SESSIOND_HOST", "SESSIOND_PORT", "SESSIOND_REDIS_URL", "SESSIOND_REDIS_SENTINELS",
         "SESSIOND_REDIS_MASTER_NAME", "SESSIOND_API_KEYS", "SESSIOND_KEY_PREFIX",
         "SESSIOND_IDLE_TIMEOUT", "SESSIOND_ABSOLUTE_TIMEOUT", "SESSIOND_MAX_SESSIONS_PER_USER",
         "SESSIOND_MAX_DATA_BYTES", "SESSIOND_COOKIE_NAME", "SESSIOND_COOKIE_SAMESITE", "SESSIOND_LOG_LEVEL",
+        "SESSIOND_SHUTDOWN_TIMEOUT",
     ]
 
     /// How sessiond reaches Redis: Sentinel when configured, else the URL(s).
@@ -165,5 +168,6 @@ public struct ServiceConfiguration: Sendable {
             }
             return level
         }
+        shutdownTimeout = try integer("SESSIOND_SHUTDOWN_TIMEOUT", default: 10, in: 1...3600)
     }
 }

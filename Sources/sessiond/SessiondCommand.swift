@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import RedisClient
+import ServiceLifecycle
 import SessionHTTP
 
 /// `sessiond`: every setting comes from its `SESSIOND_*` environment variable, and each has a
@@ -31,6 +32,7 @@ struct SessiondCommand: AsyncParsableCommand {
     @Option(help: "Session cookie name (SESSIOND_COOKIE_NAME, default __Host-session).") var cookieName: String?
     @Option(help: "Strict or Lax (SESSIOND_COOKIE_SAMESITE, default Lax).") var cookieSamesite: String?
     @Option(help: "trace ... critical (SESSIOND_LOG_LEVEL, default info).") var logLevel: String?
+    @Option(help: "Seconds SIGTERM waits for requests in flight (SESSIOND_SHUTDOWN_TIMEOUT, default 10).") var shutdownTimeout: String?
 
     func run() async throws {
         var values = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("SESSIOND_") }
@@ -41,6 +43,7 @@ struct SessiondCommand: AsyncParsableCommand {
             "SESSIOND_ABSOLUTE_TIMEOUT": absoluteTimeout, "SESSIOND_MAX_SESSIONS_PER_USER": maxSessionsPerUser,
             "SESSIOND_MAX_DATA_BYTES": maxDataBytes, "SESSIOND_COOKIE_NAME": cookieName,
             "SESSIOND_COOKIE_SAMESITE": cookieSamesite, "SESSIOND_LOG_LEVEL": logLevel,
+            "SESSIOND_SHUTDOWN_TIMEOUT": shutdownTimeout,
         ]
         for case let (name, value?) in flags { values[name] = value }
 
@@ -68,6 +71,16 @@ struct SessiondCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("sessiond: cannot use the configured Redis: \(reason)\n".utf8))
             throw ExitCode(2)
         }
-        try await app.runService()
+        // SIGTERM (or SIGINT): stop accepting, finish the requests in flight, close Redis, exit 0;
+        // requests still running after the timeout are cut and the exit status is 1.
+        var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = .seconds(configuration.shutdownTimeout)
+        do {
+            try await ServiceGroup(configuration: group).run()
+        } catch {
+            logger.error("shutdown did not finish cleanly", metadata: ["error": .string("\(error)")])
+            throw ExitCode(1)
+        }
+        logger.info("stopped")
     }
 }

@@ -29,16 +29,23 @@ struct HTTPTestClient: Sendable {
         body: [UInt8]? = nil
     ) async throws -> Response {
         let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Response.self)
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(5))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.seconds(5))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+                    }
                 }
-            }
-            .connect(host: "127.0.0.1", port: port)
-            .get()
+                .connect(host: "127.0.0.1", port: port)
+                .get()
+        } catch {
+            // Nobody listens (a server that stopped): the answer's promise must not leak.
+            promise.fail(error)
+            throw error
+        }
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
         head.headers.add(name: "Host", value: "127.0.0.1")
         head.headers.add(name: "Connection", value: "close")
@@ -63,7 +70,10 @@ struct HTTPTestClient: Sendable {
 
 enum HTTPTestClientError: Error {
     case timeout
+    /// The connection closed before any of an answer arrived (the request was not served).
     case closedWithoutResponse
+    /// The connection closed after the answer's head and before its end: a reset mid-response.
+    case closedMidResponse
 }
 
 private final class ResponseCollector: ChannelInboundHandler {
@@ -89,7 +99,7 @@ private final class ResponseCollector: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        promise.fail(HTTPTestClientError.closedWithoutResponse)
+        promise.fail(response == nil ? HTTPTestClientError.closedWithoutResponse : HTTPTestClientError.closedMidResponse)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

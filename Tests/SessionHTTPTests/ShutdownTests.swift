@@ -1,0 +1,98 @@
+import Foundation
+import RedisTestSupport
+import Synchronization
+import Testing
+
+/// SIGTERM under load, to the real `sessiond` executable: it stops accepting, answers every
+/// request it had started, closes Redis and exits 0 within its shutdown timeout. No client sees
+/// a connection cut in the middle of an answer.
+@Suite struct ShutdownTests {
+    /// The built `sessiond`, beside this test bundle (the test target depends on it).
+    static var executable: URL {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("sessiond")
+    }
+
+    @Test func sigtermDrainsRequestsInFlightAndExitsZero() async throws {
+        let port = try await RedisServerProcess.freePort()
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SESSIOND_") }
+        environment.merge(try TestDeployment.settings()) { _, new in new }
+        environment.merge([
+            "SESSIOND_HOST": "127.0.0.1", "SESSIOND_PORT": String(port), "SESSIOND_API_KEYS": TestKeys.all,
+            "SESSIOND_KEY_PREFIX": "test-\(UUID().uuidString.prefix(8)):", "SESSIOND_LOG_LEVEL": "warning",
+            "SESSIOND_SHUTDOWN_TIMEOUT": "5",
+        ]) { _, new in new }
+        let process = Process()
+        process.executableURL = Self.executable
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+
+        let client = HTTPTestClient(port: port)
+        let ready = ContinuousClock.now + .seconds(15)
+        while (try? await client.send(.GET, "/readyz"))?.status != 200 {
+            guard ContinuousClock.now < ready, process.isRunning else { throw TestSetupError("sessiond did not become ready") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let created = try await client.send(.POST, "/v1/sessions", headers: [("Authorization", "Bearer \(TestKeys.app)"), ("Content-Type", "application/json")],
+                                            body: Array(#"{"user_id":"drain"}"#.utf8))
+        let token = try #require(try created.json()["token"] as? String)
+
+        let outcomes = Outcomes()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    while !outcomes.stop.load(ordering: .relaxed) {
+                        do {
+                            let response = try await client.send(.GET, "/v1/session", headers: [
+                                ("Authorization", "Bearer \(TestKeys.reader)"), ("X-Session-Token", token),
+                            ])
+                            outcomes.record(response.status == 200 ? "200" : "status \(response.status)")
+                        } catch HTTPTestClientError.closedMidResponse {
+                            outcomes.record("cut mid-response")
+                        } catch HTTPTestClientError.closedWithoutResponse {
+                            outcomes.record("not served")
+                        } catch {
+                            outcomes.record("refused")
+                        }
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let before = outcomes.count("200")
+            let signalled = ContinuousClock.now
+            kill(process.processIdentifier, SIGTERM)
+            while process.isRunning && ContinuousClock.now - signalled < .seconds(8) {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let exited = ContinuousClock.now - signalled
+            try await Task.sleep(for: .milliseconds(300))
+            outcomes.stop.store(true, ordering: .relaxed)
+            try await group.waitForAll()
+
+            #expect(!process.isRunning, "sessiond exited within 8 s of SIGTERM")
+            #expect(exited < .seconds(5), "well within its 5 s shutdown timeout: \(exited)")
+            #expect(process.terminationStatus == 0)
+            #expect(process.terminationReason == .exit)
+            #expect(before > 20, "the load ran before the signal")
+            let counts = outcomes.all()
+            #expect(counts["cut mid-response"] == nil, "no answer was cut: \(counts)")
+            #expect(counts.keys.allSatisfy { ["200", "refused", "not served"].contains($0) }, "\(counts)")
+            #expect(counts["refused", default: 0] > 0, "after the signal, new connections are refused: \(counts)")
+        }
+    }
+}
+
+private final class Outcomes: Sendable {
+    let stop = Atomic<Bool>(false)
+    private let counts = Mutex<[String: Int]>([:])
+
+    func record(_ outcome: String) {
+        counts.withLock { $0[outcome, default: 0] += 1 }
+    }
+
+    func count(_ outcome: String) -> Int { counts.withLock { $0[outcome, default: 0] } }
+
+    func all() -> [String: Int] { counts.withLock { $0 } }
+}
