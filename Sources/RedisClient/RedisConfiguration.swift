@@ -20,6 +20,10 @@ public struct RedisConfiguration: Sendable {
     public var reconnectBackoffMaximum: TimeAmount
     /// Where command latencies and failures are reported.
     public var metrics: RedisClientMetrics = .none
+    /// True for a `rediss://` URL: the connection must be encrypted.
+    public var requiresTLS = false
+    /// The TLS set-up; set (from the files) whenever `requiresTLS` is.
+    public var tls: RedisTLS?
 
     public init(
         host: String = "127.0.0.1",
@@ -47,13 +51,15 @@ public struct RedisConfiguration: Sendable {
         self.reconnectBackoffMaximum = reconnectBackoffMaximum
     }
 
-    /// Parses `redis://[[user]:password@]host[:port][/db]`. User and password may be
-    /// percent-encoded.
+    /// Parses `redis://[[user]:password@]host[:port][/db]`, or `rediss://...` for TLS. User and
+    /// password may be percent-encoded.
     public init(url: String) throws {
         self.init()
         let invalid = { (why: String) in RedisClientError(.invalidConfiguration, "invalid Redis URL: \(why)") }
-        guard url.hasPrefix("redis://") else { throw invalid("must start with redis://") }
-        var rest = Substring(url.dropFirst("redis://".count))
+        let scheme = url.hasPrefix("rediss://") ? "rediss://" : "redis://"
+        guard url.hasPrefix(scheme) else { throw invalid("must start with redis:// or rediss://") }
+        requiresTLS = scheme == "rediss://"
+        var rest = Substring(url.dropFirst(scheme.count))
         if let at = rest.lastIndex(of: "@") {
             let credentials = rest[..<at]
             rest = rest[rest.index(after: at)...]

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// One TCP connection to Redis with pipelining. Safe to use from any task: commands are
 /// handed to the channel's event loop, which owns the FIFO of pending replies.
@@ -26,6 +27,11 @@ public final class RedisConnection: Sendable {
         let commandTimeout = configuration.commandTimeout
         let metrics = configuration.metrics
         let pendingCount = PendingCommandCount()
+        if configuration.requiresTLS && configuration.tls == nil {
+            throw RedisClientError(.invalidConfiguration, "rediss:// without a TLS set-up")
+        }
+        let tls = configuration.tls
+        let host = configuration.host
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: eventLoop)
@@ -33,6 +39,7 @@ public final class RedisConnection: Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls { try channel.pipeline.syncOperations.addHandler(try tls.makeHandler(host: host)) }
                         try channel.pipeline.syncOperations.addHandler(
                             RedisChannelHandler(commandTimeout: commandTimeout, metrics: metrics, pendingCount: pendingCount)
                         )
@@ -57,6 +64,10 @@ public final class RedisConnection: Sendable {
 
     private func handshake(_ configuration: RedisConfiguration) async throws {
         do {
+            if configuration.tls != nil {
+                // The TLS handshake runs before the first command: a PING surfaces its failure here.
+                _ = try await send(RedisCommand("PING"))
+            }
             if let password = configuration.password {
                 var arguments = [RedisArgument]()
                 if let username = configuration.username { arguments.append(RedisArgument(username)) }
@@ -69,6 +80,12 @@ public final class RedisConnection: Sendable {
         } catch let error as RedisClientError where error.code == .commandError {
             // The server's own words (WRONGPASS, NOAUTH, ERR DB index...) say what is wrong.
             throw RedisClientError(.connectFailed, "Redis refused the connection setup: \(error.message)")
+        } catch let error as RedisClientError where error.message.contains("CERTIFICATE_VERIFY_FAILED") {
+            // Waiting will not fix a certificate that the configured CA did not sign.
+            throw RedisClientError(
+                .invalidConfiguration,
+                "TLS: the certificate of Redis at \(configuration.host):\(configuration.port) does not verify against the configured CA: \(error.message)"
+            )
         }
     }
 

@@ -63,6 +63,9 @@ public enum RedisDeployments {
                     answered.append((seed, try await isClusterNode(seed, eventLoopGroup: eventLoopGroup)))
                 } catch let error as RedisClientError where error.code == .connectFailed && error.message.hasPrefix("Redis refused") {
                     throw StartupRefusal(error.message)
+                } catch let error as RedisClientError where error.code == .invalidConfiguration {
+                    // A certificate the configured CA did not sign: waiting will not help.
+                    throw StartupRefusal(error.message)
                 } catch {
                     lastError = error
                 }

@@ -43,7 +43,7 @@ public struct ServiceConfiguration: Sendable {
         "SESSIOND_REDIS_MASTER_NAME", "SESSIOND_API_KEYS", "SESSIOND_KEY_PREFIX",
         "SESSIOND_IDLE_TIMEOUT", "SESSIOND_ABSOLUTE_TIMEOUT", "SESSIOND_MAX_SESSIONS_PER_USER",
         "SESSIOND_MAX_DATA_BYTES", "SESSIOND_COOKIE_NAME", "SESSIOND_COOKIE_SAMESITE", "SESSIOND_LOG_LEVEL",
-        "SESSIOND_SHUTDOWN_TIMEOUT",
+        "SESSIOND_SHUTDOWN_TIMEOUT", "SESSIOND_REDIS_TLS_CA_FILE", "SESSIOND_REDIS_TLS_CERT_FILE", "SESSIOND_REDIS_TLS_KEY_FILE",
     ]
 
     /// How sessiond reaches Redis: Sentinel when configured, else the URL(s).
@@ -101,9 +101,29 @@ public struct ServiceConfiguration: Sendable {
             guard parsed.allSatisfy({ $0.username == first.username && $0.password == first.password && $0.database == first.database }) else {
                 throw .init("every seed URL must have the same user, password and database")
             }
+            guard parsed.allSatisfy({ $0.requiresTLS == first.requiresTLS }) else {
+                throw .init("every seed URL must use the same scheme (redis:// or rediss://)")
+            }
             return parsed
         }
         redis = parsedURLs[0]
+        let tlsFiles = ["SESSIOND_REDIS_TLS_CA_FILE", "SESSIOND_REDIS_TLS_CERT_FILE", "SESSIOND_REDIS_TLS_KEY_FILE"]
+        if redis.requiresTLS {
+            redis.tls = try check("SESSIOND_REDIS_TLS_CA_FILE") { () throws(ConfigurationError.Reason) -> RedisTLS in
+                do {
+                    return try RedisTLS(
+                        caFile: value("SESSIOND_REDIS_TLS_CA_FILE"), certificateFile: value("SESSIOND_REDIS_TLS_CERT_FILE"),
+                        keyFile: value("SESSIOND_REDIS_TLS_KEY_FILE")
+                    )
+                } catch let error as RedisClientError {
+                    throw .init(error.message)
+                } catch {
+                    throw .init("\(error)")
+                }
+            }
+        } else if let given = tlsFiles.first(where: { value($0) != nil }) {
+            throw ConfigurationError(variable: given, reason: "TLS files need a rediss:// SESSIOND_REDIS_URL")
+        }
         redisSeeds = parsedURLs.map { RedisNodeAddress(host: $0.host, port: $0.port) }
         let sentinelList = value("SESSIOND_REDIS_SENTINELS")
         let masterName = value("SESSIOND_REDIS_MASTER_NAME")

@@ -22,6 +22,9 @@ struct SessiondCommand: AsyncParsableCommand {
     var redisURL: String?
     @Option(help: "host:port,... of Redis Sentinels (SESSIOND_REDIS_SENTINELS).") var redisSentinels: String?
     @Option(help: "The master's name at the Sentinels (SESSIOND_REDIS_MASTER_NAME).") var redisMasterName: String?
+    @Option(help: "PEM CA file for rediss:// (SESSIOND_REDIS_TLS_CA_FILE, default the system's roots).") var redisTlsCaFile: String?
+    @Option(help: "PEM client certificate for rediss:// (SESSIOND_REDIS_TLS_CERT_FILE).") var redisTlsCertFile: String?
+    @Option(help: "PEM key of the client certificate (SESSIOND_REDIS_TLS_KEY_FILE).") var redisTlsKeyFile: String?
     @Option(help: "Comma-separated role:key pairs (SESSIOND_API_KEYS). Prefer the environment: flags show in ps.")
     var apiKeys: String?
     @Option(help: "Prefix of every Redis key (SESSIOND_KEY_PREFIX, default sessiond:).") var keyPrefix: String?
@@ -39,6 +42,8 @@ struct SessiondCommand: AsyncParsableCommand {
         let flags: [String: String?] = [
             "SESSIOND_HOST": host, "SESSIOND_PORT": port, "SESSIOND_REDIS_URL": redisURL,
             "SESSIOND_REDIS_SENTINELS": redisSentinels, "SESSIOND_REDIS_MASTER_NAME": redisMasterName,
+            "SESSIOND_REDIS_TLS_CA_FILE": redisTlsCaFile, "SESSIOND_REDIS_TLS_CERT_FILE": redisTlsCertFile,
+            "SESSIOND_REDIS_TLS_KEY_FILE": redisTlsKeyFile,
             "SESSIOND_API_KEYS": apiKeys, "SESSIOND_KEY_PREFIX": keyPrefix, "SESSIOND_IDLE_TIMEOUT": idleTimeout,
             "SESSIOND_ABSOLUTE_TIMEOUT": absoluteTimeout, "SESSIOND_MAX_SESSIONS_PER_USER": maxSessionsPerUser,
             "SESSIOND_MAX_DATA_BYTES": maxDataBytes, "SESSIOND_COOKIE_NAME": cookieName,
