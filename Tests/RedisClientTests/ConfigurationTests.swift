@@ -36,13 +36,21 @@ struct ConfigurationTests {
         #expect(configuration.database == expected.database)
         #expect(configuration.username == expected.username)
         #expect(configuration.password == expected.password)
+        #expect(!configuration.requiresTLS)
+    }
+
+    @Test func redissAsksForTLS() throws {
+        let configuration = try RedisConfiguration(url: "rediss://alice:pw@cache.internal:6380/2")
+        #expect(configuration.requiresTLS)
+        #expect(configuration.host == "cache.internal" && configuration.port == 6380 && configuration.database == 2)
+        #expect(configuration.username == "alice" && configuration.password == "pw")
     }
 
     static let bad: [String] = [
         "",
         "127.0.0.1:6379",
         "http://127.0.0.1:6379/0",
-        "rediss://127.0.0.1:6379/0",
+        "redisss://127.0.0.1:6379/0",
         "unix:///tmp/redis.sock",
         "redis://",
         "redis:///0",

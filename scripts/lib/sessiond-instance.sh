@@ -48,24 +48,7 @@ PY
 
 # instance_start_redis DIR: a redis-server without persistence in DIR, on a free port.
 instance_start_redis() {
-    local dir=$1 attempt port
-    mkdir -p -- "$dir"
-    for attempt in 1 2 3 4 5; do
-        port=$(instance_pick_port)
-        redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" \
-            --save '' --appendonly no --daemonize no \
-            --logfile "$dir/redis.log" </dev/null >/dev/null 2>&1 &
-        INSTANCE_REDIS_PID=$!
-        if redis_wait_ready "$port" "$INSTANCE_REDIS_PID" 10 "$dir/redis.log"; then
-            INSTANCE_REDIS_PORT=$port
-            INSTANCE_REDIS_URL="redis://127.0.0.1:$port/0"
-            return 0
-        fi
-        proc_stop "$INSTANCE_REDIS_PID" 5 TERM
-        INSTANCE_REDIS_PID=""
-        echo "sessiond-instance: could not start redis-server on port $port (attempt $attempt of 5)" >&2
-    done
-    return 1
+    instance_start_redis_with "$1"
 }
 
 # _instance_key: 24 random bytes as 32 base64url characters (printable, no space or comma).
@@ -150,4 +133,34 @@ instance_stop() {
     INSTANCE_SESSIOND_PID=""
     proc_stop "$INSTANCE_REDIS_PID" 10 TERM
     INSTANCE_REDIS_PID=""
+}
+
+# instance_start_redis_with DIR [ARG...]: like instance_start_redis (a redis-server in DIR on a
+# free loopback port, same INSTANCE_REDIS_* variables), with the extra redis-server arguments
+# ARG... after the defaults, so they win (e.g. --appendonly yes --appendfsync always). The full
+# command line is written NUL-separated to DIR/redis.argv, so a test that kills this Redis can
+# start it again exactly as it was (same port, same data). instance_stop stops only the last
+# Redis started: a script that starts several keeps the other pids and stops them itself.
+instance_start_redis_with() {
+    local dir=$1 attempt port
+    shift
+    local -a argv
+    mkdir -p -- "$dir"
+    for attempt in 1 2 3 4 5; do
+        port=$(instance_pick_port)
+        argv=(redis-server --port "$port" --bind 127.0.0.1 --dir "$dir"
+            --save '' --appendonly no --daemonize no --logfile "$dir/redis.log" "$@")
+        printf '%s\0' "${argv[@]}" >"$dir/redis.argv"
+        "${argv[@]}" </dev/null >/dev/null 2>&1 &
+        INSTANCE_REDIS_PID=$!
+        if redis_wait_ready "$port" "$INSTANCE_REDIS_PID" 10 "$dir/redis.log"; then
+            INSTANCE_REDIS_PORT=$port
+            INSTANCE_REDIS_URL="redis://127.0.0.1:$port/0"
+            return 0
+        fi
+        proc_stop "$INSTANCE_REDIS_PID" 5 TERM
+        INSTANCE_REDIS_PID=""
+        echo "sessiond-instance: could not start redis-server on port $port (attempt $attempt of 5)" >&2
+    done
+    return 1
 }
