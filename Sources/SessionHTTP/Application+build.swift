@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import RedisClient
@@ -30,10 +31,17 @@ public func buildApplication(
         store: store, keys: configuration.apiKeys, cookie: cookie, serverName: serverName, logger: logger,
         metrics: metrics.route(method: "GET", path: APIRoute.lookupPath), serviceMetrics: metrics
     )
+    let idleTimeout = TimeAmount.seconds(Int64(configuration.connectionIdleTimeout))
+    let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [
+        IdleConnectionHandler(timeout: idleTimeout), SessionLookupChannelHandler(shared: lookupPath),
+    ])
     var app = Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [SessionLookupChannelHandler(shared: lookupPath)])),
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),
+        server: .http1(configuration: http1),
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port), serverName: serverName,
+            availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections, logger: logger)
+        ),
         onServerRunning: onServerRunning,
         logger: logger
     )

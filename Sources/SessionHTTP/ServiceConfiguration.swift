@@ -37,13 +37,18 @@ public struct ServiceConfiguration: Sendable {
     public var logLevel: Logger.Level
     /// Seconds a SIGTERM or SIGINT waits for requests in flight before the process gives up on them.
     public var shutdownTimeout: Int
+    /// Seconds a connection may sit without a complete request (idle keep-alive, or a client
+    /// sending its headers slowly) before it is closed.
+    public var connectionIdleTimeout: Int
+    /// Connections served at once; beyond it new connections wait in the listen backlog.
+    public var maxConnections: Int
 
     public static let variables = [
         "SESSIOND_HOST", "SESSIOND_PORT", "SESSIOND_REDIS_URL", "SESSIOND_REDIS_SENTINELS",
         "SESSIOND_REDIS_MASTER_NAME", "SESSIOND_API_KEYS", "SESSIOND_KEY_PREFIX",
         "SESSIOND_IDLE_TIMEOUT", "SESSIOND_ABSOLUTE_TIMEOUT", "SESSIOND_MAX_SESSIONS_PER_USER",
         "SESSIOND_MAX_DATA_BYTES", "SESSIOND_COOKIE_NAME", "SESSIOND_COOKIE_SAMESITE", "SESSIOND_LOG_LEVEL",
-        "SESSIOND_SHUTDOWN_TIMEOUT", "SESSIOND_REDIS_TLS_CA_FILE", "SESSIOND_REDIS_TLS_CERT_FILE", "SESSIOND_REDIS_TLS_KEY_FILE",
+        "SESSIOND_SHUTDOWN_TIMEOUT", "SESSIOND_CONNECTION_IDLE_TIMEOUT", "SESSIOND_MAX_CONNECTIONS", "SESSIOND_REDIS_TLS_CA_FILE", "SESSIOND_REDIS_TLS_CERT_FILE", "SESSIOND_REDIS_TLS_KEY_FILE",
     ]
 
     /// How sessiond reaches Redis: Sentinel when configured, else the URL(s).
@@ -189,5 +194,7 @@ public struct ServiceConfiguration: Sendable {
             return level
         }
         shutdownTimeout = try integer("SESSIOND_SHUTDOWN_TIMEOUT", default: 10, in: 1...3600)
+        connectionIdleTimeout = try integer("SESSIOND_CONNECTION_IDLE_TIMEOUT", default: 60, in: 1...3600)
+        maxConnections = try integer("SESSIOND_MAX_CONNECTIONS", default: 10000, in: 1...1_000_000)
     }
 }

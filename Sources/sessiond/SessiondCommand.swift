@@ -36,6 +36,9 @@ struct SessiondCommand: AsyncParsableCommand {
     @Option(help: "Strict or Lax (SESSIOND_COOKIE_SAMESITE, default Lax).") var cookieSamesite: String?
     @Option(help: "trace ... critical (SESSIOND_LOG_LEVEL, default info).") var logLevel: String?
     @Option(help: "Seconds SIGTERM waits for requests in flight (SESSIOND_SHUTDOWN_TIMEOUT, default 10).") var shutdownTimeout: String?
+    @Option(help: "Seconds a connection may wait for a complete request (SESSIOND_CONNECTION_IDLE_TIMEOUT, default 60).")
+    var connectionIdleTimeout: String?
+    @Option(help: "Connections served at once (SESSIOND_MAX_CONNECTIONS, default 10000).") var maxConnections: String?
 
     func run() async throws {
         var values = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("SESSIOND_") }
@@ -48,7 +51,8 @@ struct SessiondCommand: AsyncParsableCommand {
             "SESSIOND_ABSOLUTE_TIMEOUT": absoluteTimeout, "SESSIOND_MAX_SESSIONS_PER_USER": maxSessionsPerUser,
             "SESSIOND_MAX_DATA_BYTES": maxDataBytes, "SESSIOND_COOKIE_NAME": cookieName,
             "SESSIOND_COOKIE_SAMESITE": cookieSamesite, "SESSIOND_LOG_LEVEL": logLevel,
-            "SESSIOND_SHUTDOWN_TIMEOUT": shutdownTimeout,
+            "SESSIOND_SHUTDOWN_TIMEOUT": shutdownTimeout, "SESSIOND_CONNECTION_IDLE_TIMEOUT": connectionIdleTimeout,
+            "SESSIOND_MAX_CONNECTIONS": maxConnections,
         ]
         for case let (name, value?) in flags { values[name] = value }
 
@@ -59,6 +63,7 @@ struct SessiondCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("sessiond: configuration error: \(error.description)\n".utf8))
             throw ExitCode(2)
         }
+        let openFiles = FileDescriptorLimit.raiseToHardLimit()
         let level = configuration.logLevel
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
         let logger = Logger(label: "sessiond")
@@ -67,6 +72,11 @@ struct SessiondCommand: AsyncParsableCommand {
             "redis": .string(configuration.redisSeeds.map(\.description).joined(separator: ",")),
         ])
         defer { JSONLineOutput.flushStandardOutput() }
+        if openFiles < configuration.maxConnections + 256 {
+            logger.warning("the open-file limit is below SESSIOND_MAX_CONNECTIONS plus room for Redis and logs; raise it (ulimit -n) or lower the setting", metadata: [
+                "open_file_limit": .stringConvertible(openFiles), "max_connections": .stringConvertible(configuration.maxConnections),
+            ])
+        }
         let app: any ApplicationProtocol
         do {
             app = try await buildApplication(configuration: configuration, logger: logger)
