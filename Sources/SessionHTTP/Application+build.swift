@@ -40,6 +40,9 @@ public func buildApplication(
         server: .http1(configuration: http1),
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port), serverName: serverName,
+            // Bursts of new connections must not overflow the accept queue (the kernel then drops
+            // SYNs and a client waits a second for the retransmit); the kernel caps it at somaxconn.
+            backlog: 4096,
             availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections, logger: logger)
         ),
         onServerRunning: onServerRunning,

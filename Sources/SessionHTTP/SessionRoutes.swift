@@ -234,6 +234,12 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         } catch is NIOTooManyBytesError {
             // A chunked body announces no length: it is refused once it outgrows the cap.
             throw APIError.payloadTooLarge("request body is larger than \(bodyLimit) bytes")
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            // The HTTP decoder refused the body's framing (a bad chunk size, a chunk longer than
+            // announced): the client's fault, not ours.
+            throw APIError.invalidRequest("request body framing is malformed")
         }
     }
 
@@ -244,7 +250,11 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
 
     private func pathUserID(_ context: Context) throws -> String {
         guard let raw = context.parameters.get("user_id") else { throw APIError.notFound("no such route") }
-        let decoded = raw.removingPercentEncoding ?? raw
+        // A percent-encoding that does not decode to UTF-8 is an error, not a literal user id
+        // (else one user would answer at two paths).
+        guard let decoded = raw.removingPercentEncoding else {
+            throw APIError.invalidRequest("user_id in the path is not percent-encoded UTF-8")
+        }
         return try SessionRequests.userID(decoded, field: "user_id")
     }
 

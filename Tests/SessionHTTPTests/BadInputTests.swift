@@ -71,6 +71,8 @@ import Testing
         Case(name: "Basic scheme", method: .GET, path: "/v1/session", key: nil, headers: [("Authorization", "Basic YWxhZGRpbjpvcGVuc2VzYW1l")], status: 401, code: "invalid_api_key"),
         Case(name: "chunked body over the cap", method: .POST, path: "/v1/sessions", headers: [("Transfer-Encoding", "chunked")],
              body: Array(repeating: UInt8(ascii: "a"), count: 80000), status: 413, code: "payload_too_large"),
+        Case(name: "user_id path not UTF-8 when decoded", method: .GET, path: "/v1/users/u%FF%FE/sessions", status: 400, code: "invalid_request"),
+        Case(name: "user_id path overlong UTF-8", method: .DELETE, path: "/v1/users/u%C0%AF/sessions", status: 400, code: "invalid_request"),
         Case(name: "user_id with control character in path", method: .GET, path: "/v1/users/a%07b/sessions", status: 400, code: "invalid_request"),
     ]
 
@@ -90,6 +92,23 @@ import Testing
             if bad.method == .POST {
                 #expect(try await server.redisKeys().isEmpty, "a refused create stores nothing")
             }
+        }
+    }
+
+    /// Chunked framing the HTTP decoder refuses (a size that is not hex, a chunk longer than its
+    /// size) is the client's error: 400, never 500. Sent over a raw socket, as no HTTP client
+    /// library writes broken framing.
+    @Test(arguments: ["zz\r\n{}\r\n0\r\n\r\n", "1\r\n{\"user_id\":\"x\"}\r\n0\r\n\r\n"])
+    func malformedChunkedFramingIs400(_ body: String) async throws {
+        try await Sessiond.with { server in
+            let connection = try ConnectionLimitsTests.RawConnection(port: server.client.port)
+            connection.write("POST /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestKeys.app)\r\n"
+                + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+            var pending = [UInt8]()
+            let answer = try #require(try await connection.readResponse(buffered: &pending, for: .seconds(5)))
+            #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer.prefix(60))")
+            #expect(answer.contains("\"error\":\"invalid_request\""))
+            #expect(try await server.redisKeys().isEmpty, "a refused create stores nothing")
         }
     }
 }
