@@ -72,7 +72,7 @@ function request()
       return lookup()
    elseif r <= c_create then
       seq = seq + 1
-      local body = '{"user_id":"soak-' .. (seq % 1000) .. '","data":{"n":' .. seq .. '},"idle_timeout":120}'
+      local body = '{"user_id":"soak-' .. (seq % 1000) .. '","data":{"n":' .. seq .. '}}'
       return "POST /v1/sessions HTTP/1.1\r\nHost: " .. host .. "\r\nAuthorization: Bearer " .. app_key ..
          "\r\nContent-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body
    elseif r <= c_patch then
