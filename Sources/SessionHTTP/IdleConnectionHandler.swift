@@ -16,6 +16,10 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private let timeout: TimeAmount
     /// Requests whose head arrived and whose answer has not ended yet.
     private var inProgress = 0
+    /// When the last answer ended (or the connection opened): the idle time counts from here.
+    private var idleSince = NIODeadline.now()
+    /// One timer per connection, re-armed only when it fires: a request costs a clock read, not
+    /// a timer cancelled and scheduled again (which the lookup fast path would feel).
     private var idleTimer: Scheduled<Void>?
 
     init(timeout: TimeAmount) {
@@ -23,11 +27,11 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { scheduleIdleTimer(context: context) }
+        if context.channel.isActive { startTimer(context: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        scheduleIdleTimer(context: context)
+        startTimer(context: context)
         context.fireChannelActive()
     }
 
@@ -43,29 +47,40 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head = unwrapInboundIn(data) {
-            inProgress += 1
-            idleTimer?.cancel()
-            idleTimer = nil
-        }
+        if case .head = unwrapInboundIn(data) { inProgress += 1 }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
             inProgress = max(0, inProgress - 1)
-            if inProgress == 0 { scheduleIdleTimer(context: context) }
+            if inProgress == 0 { idleSince = .now() }
         }
         context.write(data, promise: promise)
     }
 
-    private func scheduleIdleTimer(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
+    private func startTimer(context: ChannelHandlerContext) {
+        guard idleTimer == nil else { return }
+        idleSince = .now()
+        arm(at: idleSince + timeout, context: context)
+    }
+
+    private func arm(at deadline: NIODeadline, context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        idleTimer = context.eventLoop.scheduleTask(in: timeout) {
+        idleTimer = context.eventLoop.scheduleTask(deadline: deadline) {
             let (handler, context) = loopBound.value
-            handler.idleTimer = nil
-            if handler.inProgress == 0 { context.close(promise: nil) }
+            handler.timerFired(context: context)
+        }
+    }
+
+    private func timerFired(context: ChannelHandlerContext) {
+        let due = idleSince + timeout
+        if inProgress == 0 && due <= .now() {
+            idleTimer = nil
+            context.close(promise: nil)
+        } else {
+            // Busy, or active since the timer was set: look again one timeout after the last answer.
+            arm(at: inProgress == 0 ? due : .now() + timeout, context: context)
         }
     }
 }
