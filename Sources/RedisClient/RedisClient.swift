@@ -227,7 +227,6 @@ public final class RedisClient: RedisDeployment, Sendable {
     /// The server a live connection is to: with a resolver (Sentinel), the current master.
     public var connectedAddress: RedisNodeAddress? { liveConnection()?.address }
 
-
     /// Waits (polling) until a connection is up; false when `timeout` passes first.
     public func waitUntilConnected(timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout

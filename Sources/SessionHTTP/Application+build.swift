@@ -28,8 +28,7 @@ public func buildApplication(
         .register(on: router)
     let serverName = "sessiond"
     let lookupPath = SessionLookupChannelHandler.Shared(
-        store: store, keys: configuration.apiKeys, cookie: cookie, serverName: serverName, logger: logger,
-        metrics: metrics.route(method: "GET", path: APIRoute.lookupPath), serviceMetrics: metrics
+        store: store, keys: configuration.apiKeys, cookie: cookie, serverName: serverName, logger: logger, metrics: metrics
     )
     let idleTimeout = TimeAmount.seconds(Int64(configuration.connectionIdleTimeout))
     let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [

@@ -30,9 +30,19 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         let cookie: SessionCookie
         let serverName: String
         let logger: Logger
-        /// The lookup route's metrics, found once.
-        let metrics: RouteMetrics
-        let serviceMetrics: ServiceMetrics
+        let metrics: ServiceMetrics
+        /// The lookup route's metrics, found once rather than per request.
+        let lookupMetrics: RouteMetrics
+
+        init(store: SessionStore, keys: APIKeyRing, cookie: SessionCookie, serverName: String, logger: Logger, metrics: ServiceMetrics) {
+            self.store = store
+            self.keys = keys
+            self.cookie = cookie
+            self.serverName = serverName
+            self.logger = logger
+            self.metrics = metrics
+            lookupMetrics = metrics.route(method: "GET", path: APIRoute.lookupPath)
+        }
     }
 
     private enum State {
@@ -104,7 +114,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             token = try shared.cookie.token(in: head.headerFields)
         } catch {
             // A malformed or missing token counts as an invalid-session lookup too.
-            if error.code == LookupRequest.noSession.code { shared.serviceMetrics.recordInvalidSessionLookup(role: role) }
+            if error.code == LookupRequest.noSession.code { shared.metrics.recordInvalidSessionLookup(role: role) }
             respond(error: error, head: head, requestID: requestID, start: start, context: context)
             return
         }
@@ -113,10 +123,9 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             let (handler, context) = loopBound.value
             switch result {
             case .success(.found(let session)):
-                handler.respond(found: session, head: head, requestID: requestID, start: start, context: context)
+                handler.respond(found: session, role: role, head: head, requestID: requestID, start: start, context: context)
             case .success(.notFound):
-                handler.shared.serviceMetrics.recordInvalidSessionLookup(role: role)
-                handler.respond(found: nil, head: head, requestID: requestID, start: start, context: context)
+                handler.respond(found: nil, role: role, head: head, requestID: requestID, start: start, context: context)
             case .failure:
                 handler.lookUpFully(token, touch: touch, role: role, head: head, requestID: requestID, start: start, context: context)
             }
@@ -136,8 +145,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             let (handler, context) = loopBound.value
             switch result {
             case .success(let session):
-                if session == nil { shared.serviceMetrics.recordInvalidSessionLookup(role: role) }
-                handler.respond(found: session, head: head, requestID: requestID, start: start, context: context)
+                handler.respond(found: session, role: role, head: head, requestID: requestID, start: start, context: context)
             case .failure(let error):
                 handler.respond(
                     error: APIError.answering(error, logger: shared.logger),
@@ -147,9 +155,13 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         }
     }
 
-    /// The session as 200, or no session as `invalid_session`, as the router's handler answers.
-    private func respond(found session: Session?, head: HTTPRequest, requestID: String, start: NIODeadline, context: ChannelHandlerContext) {
+    /// The session as 200, or no session as `invalid_session` (counted for the asking key's
+    /// role), as the router's handler answers.
+    private func respond(
+        found session: Session?, role: Role, head: HTTPRequest, requestID: String, start: NIODeadline, context: ChannelHandlerContext
+    ) {
         guard let session else {
+            shared.metrics.recordInvalidSessionLookup(role: role)
             respond(error: LookupRequest.noSession, head: head, requestID: requestID, start: start, context: context)
             return
         }
@@ -188,7 +200,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         }
         state = .idle
         let elapsed = NIODeadline.now() - start
-        shared.metrics.record(status: status.code, nanoseconds: elapsed.nanoseconds)
+        shared.lookupMetrics.record(status: status.code, nanoseconds: elapsed.nanoseconds)
         RequestLog.record(
             logger: shared.logger, requestID: requestID, method: head.method.rawValue, route: APIRoute.lookupPath,
             status: status.code, elapsed: elapsed, handle: handle
