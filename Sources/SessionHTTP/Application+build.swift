@@ -31,12 +31,11 @@ public func buildApplication(
         store: store, keys: configuration.apiKeys, cookie: cookie, serverName: serverName, logger: logger, metrics: metrics
     )
     let idleTimeout = TimeAmount.seconds(Int64(configuration.connectionIdleTimeout))
-    let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [
-        IdleConnectionHandler(timeout: idleTimeout), SessionLookupChannelHandler(shared: lookupPath),
-    ])
     var app = Application(
         router: router,
-        server: .http1(configuration: http1),
+        server: HTTPServerBuilder { responder in
+            SessiondHTTPChannel(responder: responder, lookup: lookupPath, idleTimeout: idleTimeout)
+        },
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port), serverName: serverName,
             // Bursts of new connections must not overflow the accept queue (the kernel then drops

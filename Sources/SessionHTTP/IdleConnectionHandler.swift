@@ -4,9 +4,10 @@ import NIOHTTPTypes
 
 /// Closes a connection that has no request in progress for `timeout`: an idle keep-alive
 /// connection, or a client sending its headers slowly (no request head arrives until they are
-/// complete, so it counts as idle). It sits in front of the lookup fast path, so it sees every
-/// request and every answer, both the fast path's and the router's (Hummingbird's own idle
-/// timeout sits behind the fast path and would close busy lookup connections).
+/// complete, so it counts as idle). It sees the router's requests and answers as HTTP parts,
+/// and the lookup fast path (in front of NIO's parser) tells it of its own
+/// (Hummingbird's idle timeout sees only the router's, and would close busy lookup connections).
+/// When a router answer has been written it tells the fast path so (`RouterAnswerEnded`).
 final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -47,16 +48,30 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head = unwrapInboundIn(data) { inProgress += 1 }
+        if case .head = unwrapInboundIn(data) { requestStarted() }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
-            inProgress = max(0, inProgress - 1)
-            if inProgress == 0 { idleSince = .now() }
+        guard case .end = unwrapOutboundIn(data) else {
+            context.write(data, promise: promise)
+            return
         }
+        answerEnded()
         context.write(data, promise: promise)
+        // After the answer's bytes, so the fast path's next answers follow them.
+        context.triggerUserOutboundEvent(RouterAnswerEnded(), promise: nil)
+    }
+
+    /// A request's head has been read (by the router's parser or the fast path).
+    func requestStarted() {
+        inProgress += 1
+    }
+
+    /// A request's answer has been written.
+    func answerEnded() {
+        inProgress = max(0, inProgress - 1)
+        if inProgress == 0 { idleSince = .now() }
     }
 
     private func startTimer(context: ChannelHandlerContext) {

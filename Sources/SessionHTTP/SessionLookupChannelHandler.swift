@@ -3,25 +3,25 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
-import NIOHTTPTypes
 import SessionCrypto
 import SessionStore
 
-/// The hot path of `GET /v1/session`, in the HTTP channel's pipeline in front of the router:
-/// it parses the request exactly as the router's handler does (`LookupRequest`, the API key
-/// ring, the cookie), reads the record with one `GET` on a Redis connection of the same event
-/// loop (and the touch script the same way when a touch is due), and writes the answer, all
-/// without a task or thread hop. Every other request, and any lookup it cannot finish alone (a
-/// Redis error to retry or answer, a script to load), goes the normal way: passed on to the
-/// router, or run through `SessionStore.lookup` in a task.
+/// The hot path of `GET /v1/session`, first in the connection's pipeline, on raw bytes: it reads
+/// request heads itself (`HTTP1RequestScanner`), answers lookups with one `GET` on a Redis
+/// connection of the same event loop (and the touch script when a touch is due), and writes the
+/// answer's bytes, without NIO's HTTP parser, a task or a thread hop.
 ///
-/// NIO's pipelining assistance (upstream) hands on one request at a time and holds the next
-/// until the answer's end is written, so answers never overtake each other.
+/// Every other request goes, bytes unchanged, to NIO's parser and the router, one at a time: it
+/// is passed on once the answers before it are written, and the fast path reads on only once
+/// the router's answer has ended (`RouterAnswerEnded`). Answers therefore leave in request
+/// order, pipelined or not. A request the scanner cannot frame hands the connection to NIO's
+/// parser for good. A lookup the fast path cannot finish alone (a Redis error to retry or
+/// answer, a script to load) runs through `SessionStore.lookup` in a task.
 final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// What the handler shares across connections.
     struct Shared: Sendable {
@@ -45,77 +45,257 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         }
     }
 
-    private enum State {
-        case idle
-        /// A request for the router: its parts go on until its end.
-        case passing
-        /// A lookup being read (a body, if any, is ignored, as the router's handler ignores it).
-        case reading(HTTPRequest)
-        case answering
+    private enum Mode {
+        /// Reading request heads from `pending`.
+        case scanning
+        /// A request for the router (or the hand-over), waiting for the answers before it.
+        case holding(Next)
+        /// A request's bytes going to NIO's parser; fast answers wait for the router's answer.
+        case routing(bytesLeft: Int, answerEnded: Bool)
+        /// NIO's parser has the connection.
+        case handedOver
+        /// A lookup asked to close: nothing after it is read.
+        case closing
     }
 
-    private let shared: Shared
-    private var state = State.idle
+    private enum Next {
+        case route(length: Int)
+        case handOver
+    }
 
-    init(shared: Shared) {
+    /// A lookup's answer, in request order; `bytes` is nil until it is ready.
+    private struct PendingAnswer {
+        var bytes: ByteBuffer?
+        let closes: Bool
+    }
+
+    /// Most lookups in progress on one connection; a client pipelining more waits (reads stop).
+    private static let maxAnswersInProgress = 32
+    /// Most unread bytes held; beyond it reads stop until the requests in them are served.
+    private static let maxPendingBytes = 64 * 1024
+
+    private let shared: Shared
+    private let activity: IdleConnectionHandler
+    private var mode = Mode.scanning
+    private var pending = ByteBuffer()
+    private var answers = CircularBuffer<PendingAnswer>(initialCapacity: 4)
+    /// The sequence number of `answers.first`.
+    private var firstSequence = 0
+    private var isScanning = false
+    private var readHeld = false
+    private var inputClosed = false
+    private var quiescing = false
+    private var context: ChannelHandlerContext?
+
+    /// `activity` is the connection's idle timer, told of each request answered here.
+    init(shared: Shared, activity: IdleConnectionHandler) {
         self.shared = shared
+        self.activity = activity
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        mode = .closing
+        pending.clear()
+        answers.removeAll()
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        switch (state, part) {
-        case (.idle, .head(let head)):
-            if Self.isLookup(head) {
-                state = .reading(head)
-            } else {
-                state = .passing
-                context.fireChannelRead(data)
-            }
-        case (.passing, .end):
-            state = .idle
+        var bytes = unwrapInboundIn(data)
+        switch mode {
+        case .handedOver:
             context.fireChannelRead(data)
-        case (.passing, _):
-            context.fireChannelRead(data)
-        case (.reading(let head), .end):
-            state = .answering
-            answer(head, context: context)
-        case (.reading, _):
+            return
+        case .closing:
+            return
+        case .scanning, .holding, .routing:
             break
-        case (.idle, _), (.answering, _):
-            // Not a request's start, or a request before the answer (the pipelining handler
-            // upstream prevents that): let the router's side report it.
-            state = .passing
-            context.fireChannelRead(data)
+        }
+        if pending.readableBytes == 0 {
+            pending = bytes
+        } else {
+            pending.writeBuffer(&bytes)
+        }
+        if case .routing = mode {
+            forwardRouted(context: context)
+        } else {
+            scanPending(context: context)
         }
     }
 
-    /// `GET /v1/session[?...]` without a body. The path must be exact: anything else (a
-    /// trailing slash, `HEAD`) is the router's to answer.
-    private static func isLookup(_ head: HTTPRequest) -> Bool {
-        guard head.method == .get, let path = head.path else { return false }
-        let route = path.utf8.firstIndex(of: UInt8(ascii: "?")).map { path[..<$0] } ?? Substring(path)
-        return route == "/v1/session" && head.headerFields[.contentLength] == nil && head.headerFields[.transferEncoding] == nil
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
     }
 
-    private func answer(_ head: HTTPRequest, context: ChannelHandlerContext) {
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch (event, mode) {
+        case (_, .handedOver):
+            context.fireUserInboundEventTriggered(event)
+        case (let event as ChannelEvent, _) where event == .inputClosed:
+            // The client has sent everything: what is complete is still answered; then the
+            // router's side hears of it (and closes).
+            inputClosed = true
+            finishIfIdle(context: context)
+        case (is ChannelShouldQuiesceEvent, .routing):
+            // The router's side closes after the answer it is writing.
+            quiescing = true
+            context.fireUserInboundEventTriggered(event)
+        case (is ChannelShouldQuiesceEvent, _):
+            // Shutting down: no new request is read; the connection closes once the answers
+            // read so far are written.
+            quiescing = true
+            finishIfIdle(context: context)
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if case .handedOver = mode {
+            context.read()
+        } else if answers.count >= Self.maxAnswersInProgress || pending.readableBytes >= Self.maxPendingBytes {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard event is RouterAnswerEnded else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        promise?.succeed()
+        if case .routing(let bytesLeft, _) = mode {
+            mode = .routing(bytesLeft: bytesLeft, answerEnded: true)
+            forwardRouted(context: context)
+        }
+    }
+
+    // MARK: - Reading requests
+
+    private func scanPending(context: ChannelHandlerContext) {
+        // Answers that are ready at once would come back here; the loop below goes on instead.
+        guard !isScanning else { return }
+        isScanning = true
+        defer { isScanning = false }
+        scan: while case .scanning = mode, !quiescing, answers.count < Self.maxAnswersInProgress, pending.readableBytes > 0 {
+            switch HTTP1RequestScanner.scan(pending) {
+            case .incomplete:
+                break scan
+            case .unsupported:
+                mode = .holding(.handOver)
+                releaseHeld(context: context)
+            case .other(let length):
+                mode = .holding(.route(length: length))
+                releaseHeld(context: context)
+            case .lookup(let lookup):
+                pending.moveReaderIndex(forwardBy: lookup.length)
+                if lookup.closes { mode = .closing }
+                answer(lookup, context: context)
+            }
+        }
+        finishIfIdle(context: context)
+        resumeReading(context: context)
+    }
+
+    /// Passes the held request (or the whole connection) to NIO's parser once no fast answer
+    /// is waiting before it.
+    private func releaseHeld(context: ChannelHandlerContext) {
+        guard case .holding(let next) = mode, answers.isEmpty else { return }
+        if quiescing {
+            // Not started before the shutdown began: not served, as the router does too.
+            mode = .closing
+            context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            return
+        }
+        switch next {
+        case .route(let length):
+            mode = .routing(bytesLeft: length, answerEnded: false)
+            forwardRouted(context: context)
+        case .handOver:
+            mode = .handedOver
+            if pending.readableBytes > 0 {
+                context.fireChannelRead(wrapInboundOut(pending))
+                pending = ByteBuffer()
+                context.fireChannelReadComplete()
+            }
+            if inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+            resumeReading(context: context)
+        }
+    }
+
+    /// Gives NIO's parser the routed request's bytes as they come; reads on from the next
+    /// request once they are all given and the router's answer has ended.
+    private func forwardRouted(context: ChannelHandlerContext) {
+        guard case .routing(var bytesLeft, let answerEnded) = mode else { return }
+        let count = min(bytesLeft, pending.readableBytes)
+        if count > 0, let bytes = pending.readSlice(length: count) {
+            bytesLeft -= count
+            mode = .routing(bytesLeft: bytesLeft, answerEnded: answerEnded)
+            context.fireChannelRead(wrapInboundOut(bytes))
+            context.fireChannelReadComplete()
+        }
+        guard case .routing = mode else { return }
+        if bytesLeft == 0 && answerEnded {
+            mode = .scanning
+            scanPending(context: context)
+        } else {
+            resumeReading(context: context)
+        }
+    }
+
+    /// After the client's end of input or a shutdown, once nothing is left to answer here:
+    /// the router's side is told, and closes the connection.
+    private func finishIfIdle(context: ChannelHandlerContext) {
+        guard answers.isEmpty, case .scanning = mode else { return }
+        if quiescing {
+            mode = .closing
+            context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        } else if inputClosed {
+            mode = .holding(.handOver)
+            releaseHeld(context: context)
+        }
+    }
+
+    private func resumeReading(context: ChannelHandlerContext) {
+        guard readHeld, answers.count < Self.maxAnswersInProgress, pending.readableBytes < Self.maxPendingBytes else { return }
+        readHeld = false
+        context.read()
+    }
+
+    // MARK: - Answering lookups
+
+    private func answer(_ lookup: HTTP1RequestScanner.Lookup, context: ChannelHandlerContext) {
+        let sequence = firstSequence + answers.count
+        answers.append(PendingAnswer(bytes: nil, closes: lookup.closes))
+        activity.requestStarted()
         let start = NIODeadline.now()
         let requestID = RequestID.next()
         let role: Role
         do throws(APIError) {
-            role = try shared.keys.authorize(head.headerFields[.authorization], .reader)
+            role = try shared.keys.authorize(lookup.fields[.authorization], .reader)
         } catch {
-            respond(error: error, head: head, requestID: requestID, start: start, context: context)
+            respond(error: error, sequence: sequence, requestID: requestID, start: start, context: context)
             return
         }
         let token: SessionToken
         let touch: Bool
         do throws(APIError) {
-            touch = try LookupRequest.touch(in: URI(head.path ?? "/"))
-            token = try shared.cookie.token(in: head.headerFields)
+            touch = try LookupRequest.touch(in: URI(lookup.target))
+            token = try shared.cookie.token(in: lookup.fields)
         } catch {
             // A malformed or missing token counts as an invalid-session lookup too.
             if error.code == LookupRequest.noSession.code { shared.metrics.recordInvalidSessionLookup(role: role) }
-            respond(error: error, head: head, requestID: requestID, start: start, context: context)
+            respond(error: error, sequence: sequence, requestID: requestID, start: start, context: context)
             return
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -123,11 +303,11 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             let (handler, context) = loopBound.value
             switch result {
             case .success(.found(let session)):
-                handler.respond(found: session, role: role, head: head, requestID: requestID, start: start, context: context)
+                handler.respond(found: session, role: role, sequence: sequence, requestID: requestID, start: start, context: context)
             case .success(.notFound):
-                handler.respond(found: nil, role: role, head: head, requestID: requestID, start: start, context: context)
+                handler.respond(found: nil, role: role, sequence: sequence, requestID: requestID, start: start, context: context)
             case .failure:
-                handler.lookUpFully(token, touch: touch, role: role, head: head, requestID: requestID, start: start, context: context)
+                handler.lookUpFully(token, touch: touch, role: role, sequence: sequence, requestID: requestID, start: start, context: context)
             }
         }
     }
@@ -135,7 +315,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     /// The full lookup (touch script, retries, redirects, error answers) in a task; the answer
     /// is written back on the channel's event loop.
     private func lookUpFully(
-        _ token: SessionToken, touch: Bool, role: Role, head: HTTPRequest, requestID: String, start: NIODeadline, context: ChannelHandlerContext
+        _ token: SessionToken, touch: Bool, role: Role, sequence: Int, requestID: String, start: NIODeadline, context: ChannelHandlerContext
     ) {
         let shared = self.shared
         let promise = context.eventLoop.makePromise(of: Session?.self)
@@ -145,11 +325,10 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             let (handler, context) = loopBound.value
             switch result {
             case .success(let session):
-                handler.respond(found: session, role: role, head: head, requestID: requestID, start: start, context: context)
+                handler.respond(found: session, role: role, sequence: sequence, requestID: requestID, start: start, context: context)
             case .failure(let error):
                 handler.respond(
-                    error: APIError.answering(error, logger: shared.logger),
-                    head: head, requestID: requestID, start: start, context: context
+                    error: APIError.answering(error, logger: shared.logger), sequence: sequence, requestID: requestID, start: start, context: context
                 )
             }
         }
@@ -158,52 +337,108 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     /// The session as 200, or no session as `invalid_session` (counted for the asking key's
     /// role), as the router's handler answers.
     private func respond(
-        found session: Session?, role: Role, head: HTTPRequest, requestID: String, start: NIODeadline, context: ChannelHandlerContext
+        found session: Session?, role: Role, sequence: Int, requestID: String, start: NIODeadline, context: ChannelHandlerContext
     ) {
         guard let session else {
             shared.metrics.recordInvalidSessionLookup(role: role)
-            respond(error: LookupRequest.noSession, head: head, requestID: requestID, start: start, context: context)
+            respond(error: LookupRequest.noSession, sequence: sequence, requestID: requestID, start: start, context: context)
             return
         }
-        write(
-            status: .ok, headers: LookupRequest.headers(for: session), body: SessionJSON.render(session),
-            handle: session.handle.encoded, head: head, requestID: requestID, start: start, context: context
+        complete(
+            sequence: sequence, status: .ok, headers: LookupRequest.headers(for: session), body: SessionJSON.render(session),
+            handle: session.handle.encoded, requestID: requestID, start: start, context: context
         )
     }
 
-    private func respond(error: APIError, head: HTTPRequest, requestID: String, start: NIODeadline, context: ChannelHandlerContext) {
-        write(
-            status: error.status, headers: error.responseHeaders, body: error.body,
-            handle: nil, head: head, requestID: requestID, start: start, context: context
+    private func respond(error: APIError, sequence: Int, requestID: String, start: NIODeadline, context: ChannelHandlerContext) {
+        complete(
+            sequence: sequence, status: error.status, headers: error.responseHeaders, body: error.body,
+            handle: nil, requestID: requestID, start: start, context: context
         )
     }
 
-    /// Writes the answer with the headers the router's path adds (request id, date, server,
-    /// length), logs it as `RequestLogMiddleware` does, and closes when the client asked to.
-    private func write(
-        status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer, handle: String?,
-        head: HTTPRequest, requestID: String, start: NIODeadline, context: ChannelHandlerContext
+    /// Renders the answer with the headers the router's path adds (request id, date, server,
+    /// length), logs and counts it as `RequestLogMiddleware` does, and writes it in its turn.
+    private func complete(
+        sequence: Int, status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer, handle: String?,
+        requestID: String, start: NIODeadline, context: ChannelHandlerContext
     ) {
-        var fields = headers
-        fields[.requestID] = requestID
-        fields[.date] = HTTPDate.now()
-        fields[.server] = shared.serverName
-        fields[.contentLength] = String(body.readableBytes)
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
-        context.write(wrapOutboundOut(.body(body)), promise: nil)
-        let closing = head.headerFields[.connection] == "close"
-        if closing {
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
-        } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        }
-        state = .idle
         let elapsed = NIODeadline.now() - start
         shared.lookupMetrics.record(status: status.code, nanoseconds: elapsed.nanoseconds)
         RequestLog.record(
-            logger: shared.logger, requestID: requestID, method: head.method.rawValue, route: APIRoute.lookupPath,
+            logger: shared.logger, requestID: requestID, method: "GET", route: APIRoute.lookupPath,
             status: status.code, elapsed: elapsed, handle: handle
         )
+        let index = sequence - firstSequence
+        // The connection closed meanwhile: nothing is waiting for this answer any more.
+        guard index >= 0, index < answers.count else { return }
+        answers[answers.index(answers.startIndex, offsetBy: index)].bytes = HTTP1ResponseBytes.render(
+            status: status, headers: headers, body: body, requestID: requestID, serverName: shared.serverName, allocator: context.channel.allocator
+        )
+        writeReadyAnswers(context: context)
+    }
+
+    /// Writes the answers that are ready, in request order, and reads on when none is left.
+    private func writeReadyAnswers(context: ChannelHandlerContext) {
+        var wrote = false
+        while let first = answers.first, let bytes = first.bytes {
+            answers.removeFirst()
+            firstSequence += 1
+            activity.answerEnded()
+            wrote = true
+            if first.closes {
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in channel.close(promise: nil) }
+                answers.removeAll()
+                return
+            }
+            context.write(wrapOutboundOut(bytes), promise: nil)
+        }
+        guard wrote else { return }
+        context.flush()
+        if answers.isEmpty {
+            if case .holding = mode {
+                releaseHeld(context: context)
+            } else {
+                scanPending(context: context)
+            }
+        } else {
+            resumeReading(context: context)
+        }
+    }
+}
+
+/// Sent (outbound) by `IdleConnectionHandler` when the router's answer to a request has been
+/// written, so the fast path in front of NIO's parser may read the next request.
+struct RouterAnswerEnded: Sendable {}
+
+/// An HTTP/1.1 answer as bytes, with the headers every answer carries.
+enum HTTP1ResponseBytes {
+    static func render(
+        status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer, requestID: String, serverName: String, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 320 + body.readableBytes)
+        buffer.writeStaticString("HTTP/1.1 ")
+        buffer.writeString(String(status.code))
+        buffer.writeStaticString(" ")
+        buffer.writeString(status.reasonPhrase)
+        buffer.writeStaticString("\r\n")
+        for field in headers {
+            buffer.writeString(field.name.rawName)
+            buffer.writeStaticString(": ")
+            buffer.writeString(field.value)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("X-Request-Id: ")
+        buffer.writeString(requestID)
+        buffer.writeStaticString("\r\nDate: ")
+        buffer.writeString(HTTPDate.now())
+        buffer.writeStaticString("\r\nServer: ")
+        buffer.writeString(serverName)
+        buffer.writeStaticString("\r\nContent-Length: ")
+        buffer.writeString(String(body.readableBytes))
+        buffer.writeStaticString("\r\n\r\n")
+        buffer.writeImmutableBuffer(body)
+        return buffer
     }
 }

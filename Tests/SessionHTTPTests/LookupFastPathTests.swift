@@ -7,7 +7,7 @@ import Testing
 /// that announces a body (`Content-Length: 0`) still goes through the router's handler. Both
 /// must give the same answer to every request, and keep-alive connections must get their
 /// answers in order whichever path served them.
-@Suite struct LookupFastPathTests {
+@Suite(.timeLimit(.minutes(2))) struct LookupFastPathTests {
     /// Every header but the per-response ones.
     private static func comparable(_ response: HTTPTestClient.Response) -> [String: String] {
         var headers = [String: String]()
@@ -45,69 +45,203 @@ import Testing
     }
 
     /// One keep-alive connection carries lookups (fast path) and other requests (router) in
-    /// turn; each gets its own answer. (Requests are sent one after the other: Hummingbird's
-    /// HTTP/1 server does not answer the second of two requests that arrive in one segment,
-    /// with or without the fast path; clients and proxies do not pipeline.)
+    /// turn; each gets its own answer.
     @Test func keepAliveConnectionMixesBothPaths() async throws {
         try await Sessiond.with { server in
             let session = try await server.create(user: "keepalive")
-            let lookup = "GET /v1/session?touch=false HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestKeys.reader)\r\nX-Session-Token: \(session.token)\r\n\r\n"
-            let unknown = "GET /v1/session HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestKeys.reader)\r\nX-Session-Token: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n\r\n"
-            let body = #"{"user_id":"keepalive"}"#
-            let create = "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestKeys.app)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            let health = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-            let last = "GET /v1/session HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer \(TestKeys.reader)\r\nX-Session-Token: \(session.token)\r\n\r\n"
-            let answers = try await exchange(port: server.client.port, [lookup, create, unknown, health, lookup, last])
+            let requests = RawRequests(token: session.token, user: "keepalive")
+            let answers = try await RawConnection.exchange(
+                port: server.client.port,
+                [requests.lookup(), requests.create, requests.lookupUnknown, requests.health, requests.lookup(), requests.lookup(close: true)]
+            )
             #expect(answers.map(\.status) == [200, 201, 401, 200, 200, 200], "\(answers.map(\.status))")
             #expect(answers[0].body.contains("\"user_id\":\"keepalive\""))
             #expect(answers[1].body.contains("\"token\""))
             #expect(answers[2].body.contains("invalid_session"))
-            #expect(answers.last?.closed == true, "Connection: close is honoured by the fast path")
         }
     }
 
-    private struct Answer {
-        var status: Int
-        var body: String
-        var closed = false
+    /// Requests pipelined in one segment, lookups and router requests mixed, are all answered,
+    /// in request order (a router request waits for the lookups before it, and the lookups
+    /// after it wait for its answer).
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        try await Sessiond.with { server in
+            let session = try await server.create(user: "pipelined")
+            let requests = RawRequests(token: session.token, user: "pipelined")
+            let batch = [
+                requests.lookup(), requests.lookupUnknown, requests.create, requests.lookup(query: "?touch=false"), requests.health,
+                requests.lookup(query: "?touch=maybe"), requests.badCreate, requests.lookup(), requests.lookup(close: true),
+                requests.lookup(),
+            ]
+            let answers = try await RawConnection.exchange(port: server.client.port, [batch.joined()], oneAtATime: false)
+            #expect(answers.map(\.status) == [200, 401, 201, 200, 200, 400, 400, 200, 200], "\(answers.map(\.status))")
+            #expect(answers[2].body.contains("\"token\""))
+            #expect(answers[4].body.contains("ok"), "\(answers[4].body)")
+            #expect(answers[6].body.contains("invalid_request"), "\(answers[6].body)")
+        }
     }
 
-    /// Sends each request on one connection, reading its whole answer (by Content-Length)
-    /// before sending the next; notes whether the server closed the connection after the last.
-    private func exchange(port: Int, _ requests: [String]) async throws -> [Answer] {
+    /// More lookups in one segment than the fast path runs at once (it stops reading until
+    /// answers are written), alternating known and unknown tokens so that order shows.
+    @Test func longPipelineKeepsOrder() async throws {
+        try await Sessiond.with { server in
+            let session = try await server.create(user: "longpipeline")
+            let requests = RawRequests(token: session.token, user: "longpipeline")
+            let count = 300
+            let batch = (0..<count).map { $0 % 3 == 2 ? requests.lookupUnknown : requests.lookup(query: "?touch=false") }
+            let answers = try await RawConnection.exchange(
+                port: server.client.port, [batch.joined() + requests.lookup(close: true)], oneAtATime: false
+            )
+            let expected = (0..<count).map { $0 % 3 == 2 ? 401 : 200 } + [200]
+            #expect(answers.map(\.status) == expected)
+        }
+    }
+
+    /// Heads arriving a few bytes at a time, and a read that ends inside the next request.
+    @Test func headsSplitAcrossReads() async throws {
+        try await Sessiond.with { server in
+            let session = try await server.create(user: "split")
+            let requests = RawRequests(token: session.token, user: "split")
+            let stream = Array((requests.lookup() + requests.create + requests.lookup(close: true)).utf8)
+            let chunks = stride(from: 0, to: stream.count, by: 7).map { String(decoding: stream[$0..<min($0 + 7, stream.count)], as: UTF8.self) }
+            let answers = try await RawConnection.exchange(port: server.client.port, chunks, oneAtATime: false, pause: .milliseconds(1))
+            #expect(answers.map(\.status) == [200, 201, 200], "\(answers.map(\.status))")
+        }
+    }
+
+    /// A request the fast path does not frame (a chunked body) hands the connection to NIO's
+    /// parser for good: it and the lookups after it are still answered, in order.
+    @Test func unframedRequestHandsTheConnectionOver() async throws {
+        try await Sessiond.with { server in
+            let session = try await server.create(user: "handover")
+            let requests = RawRequests(token: session.token, user: "handover")
+            let batch = [requests.lookup(), requests.chunkedCreate, requests.lookup(), requests.lookupUnknown, requests.lookup(close: true)]
+            for oneAtATime in [true, false] {
+                let answers = try await RawConnection.exchange(port: server.client.port, oneAtATime ? batch : [batch.joined()], oneAtATime: oneAtATime)
+                #expect(answers.map(\.status) == [200, 201, 200, 401, 200], "one at a time: \(oneAtATime): \(answers.map(\.status))")
+            }
+        }
+    }
+
+    /// A client that half-closes after sending its requests still gets every answer, then the
+    /// connection closes.
+    @Test func halfClosedClientGetsItsAnswers() async throws {
+        try await Sessiond.with { server in
+            let session = try await server.create(user: "halfclose")
+            let requests = RawRequests(token: session.token, user: "halfclose")
+            let batch = [requests.lookup(), requests.lookupUnknown, requests.health, requests.lookup()]
+            let answers = try await RawConnection.exchange(port: server.client.port, [batch.joined()], oneAtATime: false, halfClose: true)
+            #expect(answers.map(\.status) == [200, 401, 200, 200], "\(answers.map(\.status))")
+        }
+    }
+}
+
+/// Raw requests for one session.
+private struct RawRequests {
+    let token: String
+    let user: String
+
+    func lookup(query: String = "", close: Bool = false) -> String {
+        "GET /v1/session\(query) HTTP/1.1\r\nHost: x\r\n\(close ? "Connection: close\r\n" : "")Authorization: Bearer \(TestKeys.reader)\r\nX-Session-Token: \(token)\r\n\r\n"
+    }
+
+    var lookupUnknown: String {
+        "GET /v1/session HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestKeys.reader)\r\nX-Session-Token: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n\r\n"
+    }
+
+    var create: String {
+        let body = #"{"user_id":"\#(user)"}"#
+        return "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestKeys.app)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    }
+
+    var badCreate: String {
+        "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestKeys.app)\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{\"us\""
+    }
+
+    var chunkedCreate: String {
+        let body = #"{"user_id":"\#(user)"}"#
+        return "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestKeys.app)\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + String(body.utf8.count, radix: 16) + "\r\n\(body)\r\n0\r\n\r\n"
+    }
+
+    var health: String { "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" }
+}
+
+/// One connection written with raw bytes, its answers read by Content-Length.
+enum RawConnection {
+    struct Answer {
+        var status: Int
+        var body: String
+    }
+
+    /// Sends `chunks` on one connection: one at a time (each answer read before the next
+    /// chunk), or all at once (with `pause` between them). Reads answers until the server
+    /// closes (after `Connection: close`, or after the client half-closed), and throws if it
+    /// has not closed within 10 s.
+    static func exchange(
+        port: Int, _ chunks: [String], oneAtATime: Bool = true, pause: Duration? = nil, halfClose: Bool = false
+    ) async throws -> [Answer] {
+        try await withThrowingTaskGroup(of: [Answer].self) { group in
+            group.addTask { try await exchangeUntilClosed(port: port, chunks, oneAtATime: oneAtATime, pause: pause, halfClose: halfClose) }
+            group.addTask {
+                try await Task.sleep(for: .seconds(10))
+                throw TestSetupError("the server did not close the connection within 10 s")
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    private static func exchangeUntilClosed(
+        port: Int, _ chunks: [String], oneAtATime: Bool, pause: Duration?, halfClose: Bool
+    ) async throws -> [Answer] {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                        wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)
+                    )
                 }
             }
         return try await channel.executeThenClose { inbound, outbound in
             var iterator = inbound.makeAsyncIterator()
-            var pending = ""
+            var pending = [UInt8]()
             var answers = [Answer]()
-            for request in requests {
-                try await outbound.write(ByteBuffer(string: request))
+            /// Reads one more answer; nil when the server closed first.
+            func nextAnswer() async throws -> Answer? {
                 while true {
-                    if let headEnd = pending.range(of: "\r\n\r\n") {
-                        let head = pending[..<headEnd.lowerBound]
-                        let length = head.split(separator: "\r\n")
-                            .first { $0.lowercased().hasPrefix("content-length:") }
-                            .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-                        let rest = pending[headEnd.upperBound...]
-                        if rest.utf8.count >= length {
-                            let status = Int(head.dropFirst(9).prefix(3)) ?? 0
-                            let body = String(rest.utf8.prefix(length))!
-                            pending = String(rest.utf8.dropFirst(length))!
-                            answers.append(Answer(status: status, body: body))
-                            break
-                        }
-                    }
-                    guard let chunk = try await iterator.next() else { return answers }
-                    pending += String(buffer: chunk)
+                    if let answer = parse(&pending) { return answer }
+                    guard let chunk = try await iterator.next() else { return nil }
+                    pending += chunk.readableBytesView
                 }
             }
-            if try await iterator.next() == nil { answers[answers.count - 1].closed = true }
+            for chunk in chunks {
+                try await outbound.write(ByteBuffer(string: chunk))
+                if oneAtATime {
+                    guard let answer = try await nextAnswer() else { break }
+                    answers.append(answer)
+                } else if let pause {
+                    try await Task.sleep(for: pause)
+                }
+            }
+            if halfClose { outbound.finish() }
+            while let answer = try await nextAnswer() { answers.append(answer) }
             return answers
         }
+    }
+
+    /// Takes one whole answer off the front of `bytes`, if there is one.
+    private static func parse(_ bytes: inout [UInt8]) -> Answer? {
+        let separator = Array("\r\n\r\n".utf8)
+        guard let headEnd = bytes.indices.dropLast(3).first(where: { bytes[$0..<$0 + 4].elementsEqual(separator) }) else { return nil }
+        let head = String(decoding: bytes[..<headEnd], as: UTF8.self)
+        let length = head.split(separator: "\r\n")
+            .first { $0.lowercased().hasPrefix("content-length:") }
+            .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+        let bodyStart = headEnd + 4
+        guard bytes.count >= bodyStart + length else { return nil }
+        let answer = Answer(status: Int(head.dropFirst(9).prefix(3)) ?? 0, body: String(decoding: bytes[bodyStart..<bodyStart + length], as: UTF8.self))
+        bytes.removeFirst(bodyStart + length)
+        return answer
     }
 }
