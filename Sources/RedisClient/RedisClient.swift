@@ -45,7 +45,9 @@ public final class RedisClient: RedisDeployment, Sendable {
         // Slot i lives on event loop i (round robin): with one slot per loop, every HTTP channel
         // finds a connection on its own loop, and the lookup fast path never changes thread.
         let loops = Array(eventLoopGroup.makeIterator())
-        self.slots = (0...configuration.resolvedPoolSize).map { PoolSlot(eventLoop: loops[$0 % loops.count]) }
+        let poolSize = max(1, configuration.poolSize ?? loops.count)
+        // One more slot than the pool size: the last one carries the writes that wait for a replica.
+        self.slots = (0...poolSize).map { PoolSlot(eventLoop: loops[$0 % loops.count]) }
     }
 
     /// Keeps every pool slot connected until cancelled or the service group shuts down.

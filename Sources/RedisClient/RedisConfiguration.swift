@@ -116,6 +116,4 @@ public struct RedisConfiguration: Sendable {
     }
 
     var replicationTimeoutMilliseconds: Int { Int(replicationTimeout.nanoseconds / 1_000_000) }
-
-    var resolvedPoolSize: Int { max(1, poolSize ?? System.coreCount) }
 }

@@ -64,6 +64,7 @@ struct SessiondCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let openFiles = FileDescriptorLimit.raiseToHardLimit()
+        EventLoopCount.matchCPUAffinity()
         let level = configuration.logLevel
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
         let logger = Logger(label: "sessiond")
