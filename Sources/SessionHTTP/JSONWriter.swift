@@ -51,6 +51,12 @@ struct JSONWriter {
         needsComma = true
     }
 
+    mutating func emptyObject() {
+        separator()
+        buffer.writeStaticString("{}")
+        needsComma = true
+    }
+
     /// Already-serialized JSON (session data as stored), written as is.
     mutating func raw(_ bytes: [UInt8]) {
         separator()
@@ -73,14 +79,13 @@ struct JSONWriter {
 
     static func writeEscaped(_ value: String, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
-        var pending = value.utf8.startIndex
         let utf8 = value.utf8
+        var pending = utf8.startIndex
         var index = utf8.startIndex
         while index != utf8.endIndex {
             let byte = utf8[index]
             if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                buffer.writeString(String(value.utf8[pending..<index])!)
+                buffer.writeBytes(utf8[pending..<index])
                 switch byte {
                 case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
                 case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
@@ -89,16 +94,18 @@ struct JSONWriter {
                 case 0x09: buffer.writeStaticString("\\t")
                 default:
                     buffer.writeStaticString("\\u00")
-                    buffer.writeInteger(hex[Int(byte >> 4)])
-                    buffer.writeInteger(hex[Int(byte & 0xF)])
+                    buffer.writeInteger(hexDigits[Int(byte >> 4)])
+                    buffer.writeInteger(hexDigits[Int(byte & 0xF)])
                 }
                 pending = utf8.index(after: index)
             }
             index = utf8.index(after: index)
         }
-        buffer.writeString(String(value.utf8[pending..<utf8.endIndex])!)
+        buffer.writeBytes(utf8[pending..<utf8.endIndex])
         buffer.writeInteger(UInt8(ascii: "\""))
     }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
 enum RFC3339 {
@@ -118,23 +125,25 @@ enum RFC3339 {
         let day = Int(dayOfYear - (153 * monthIndex + 2) / 5 + 1)
         let month = Int(monthIndex < 10 ? monthIndex + 3 : monthIndex - 9)
         let year = Int(yearOfEra + era * 400 + (month <= 2 ? 1 : 0))
-        digits(year, 4, &buffer); buffer.writeInteger(UInt8(ascii: "-"))
-        digits(month, 2, &buffer); buffer.writeInteger(UInt8(ascii: "-"))
-        digits(day, 2, &buffer); buffer.writeInteger(UInt8(ascii: "T"))
-        digits(secondOfDay / 3600, 2, &buffer); buffer.writeInteger(UInt8(ascii: ":"))
-        digits(secondOfDay / 60 % 60, 2, &buffer); buffer.writeInteger(UInt8(ascii: ":"))
-        digits(secondOfDay % 60, 2, &buffer); buffer.writeInteger(UInt8(ascii: "."))
-        digits(millis, 3, &buffer); buffer.writeInteger(UInt8(ascii: "Z"))
-    }
-
-    private static func digits(_ value: Int, _ width: Int, _ buffer: inout ByteBuffer) {
-        var divisor = 1
-        for _ in 1..<width { divisor *= 10 }
-        var rest = value
-        while divisor > 0 {
-            buffer.writeInteger(UInt8(ascii: "0") + UInt8(rest / divisor % 10))
-            rest %= divisor
-            divisor /= 10
+        // One capacity check for the 24 bytes, then plain stores (a write per byte cost a
+        // visible share of a lookup: four timestamps per session).
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 24) { out in
+            func put(_ value: Int, _ width: Int, at offset: Int, then separator: UInt8) {
+                var rest = value
+                for position in stride(from: offset + width - 1, through: offset, by: -1) {
+                    out[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+                out[offset + width] = separator
+            }
+            put(year, 4, at: 0, then: UInt8(ascii: "-"))
+            put(month, 2, at: 5, then: UInt8(ascii: "-"))
+            put(day, 2, at: 8, then: UInt8(ascii: "T"))
+            put(secondOfDay / 3600, 2, at: 11, then: UInt8(ascii: ":"))
+            put(secondOfDay / 60 % 60, 2, at: 14, then: UInt8(ascii: ":"))
+            put(secondOfDay % 60, 2, at: 17, then: UInt8(ascii: "."))
+            put(millis, 3, at: 20, then: UInt8(ascii: "Z"))
+            return 24
         }
     }
 }

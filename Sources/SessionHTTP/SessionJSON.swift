@@ -9,7 +9,7 @@ enum SessionJSON {
         json.key("handle"); json.string(session.handle.encoded)
         json.key("user_id"); json.string(session.userID)
         json.key("data")
-        if session.data.isEmpty { json.raw(Array("{}".utf8)) } else { json.raw(session.data) }
+        if session.data.isEmpty { json.emptyObject() } else { json.raw(session.data) }
         json.key("version"); json.integer(session.version)
         json.key("created_at"); json.timestamp(milliseconds: session.createdAt)
         json.key("last_seen_at"); json.timestamp(milliseconds: session.lastSeenAt)

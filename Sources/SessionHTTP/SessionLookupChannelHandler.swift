@@ -344,24 +344,29 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             respond(error: LookupRequest.noSession, sequence: sequence, requestID: requestID, start: start, context: context)
             return
         }
-        complete(
-            sequence: sequence, status: .ok, headers: LookupRequest.headers(for: session), body: SessionJSON.render(session),
-            handle: session.handle.encoded, requestID: requestID, start: start, context: context
-        )
+        let body = SessionJSON.render(session)
+        finish(sequence: sequence, status: .ok, handle: session.handle.encoded, requestID: requestID, start: start, context: context) { allocator in
+            HTTP1ResponseBytes.render(
+                status: .ok, body: body, requestID: requestID, serverName: shared.serverName, allocator: allocator
+            ) { LookupRequest.writeHeaders(for: session, into: &$0) }
+        }
     }
 
     private func respond(error: APIError, sequence: Int, requestID: String, start: NIODeadline, context: ChannelHandlerContext) {
-        complete(
-            sequence: sequence, status: error.status, headers: error.responseHeaders, body: error.body,
-            handle: nil, requestID: requestID, start: start, context: context
-        )
+        finish(sequence: sequence, status: error.status, handle: nil, requestID: requestID, start: start, context: context) { allocator in
+            HTTP1ResponseBytes.render(
+                status: error.status, body: error.body, requestID: requestID, serverName: shared.serverName, allocator: allocator
+            ) { buffer in
+                for field in error.responseHeaders { HTTP1ResponseBytes.write(field, into: &buffer) }
+            }
+        }
     }
 
-    /// Renders the answer with the headers the router's path adds (request id, date, server,
-    /// length), logs and counts it as `RequestLogMiddleware` does, and writes it in its turn.
-    private func complete(
-        sequence: Int, status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer, handle: String?,
-        requestID: String, start: NIODeadline, context: ChannelHandlerContext
+    /// Logs and counts the answer as `RequestLogMiddleware` does, then renders it and writes
+    /// it in its turn.
+    private func finish(
+        sequence: Int, status: HTTPResponse.Status, handle: String?, requestID: String, start: NIODeadline,
+        context: ChannelHandlerContext, render: (ByteBufferAllocator) -> ByteBuffer
     ) {
         let elapsed = NIODeadline.now() - start
         shared.lookupMetrics.record(status: status.code, nanoseconds: elapsed.nanoseconds)
@@ -372,9 +377,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         let index = sequence - firstSequence
         // The connection closed meanwhile: nothing is waiting for this answer any more.
         guard index >= 0, index < answers.count else { return }
-        answers[answers.index(answers.startIndex, offsetBy: index)].bytes = HTTP1ResponseBytes.render(
-            status: status, headers: headers, body: body, requestID: requestID, serverName: shared.serverName, allocator: context.channel.allocator
-        )
+        answers[answers.index(answers.startIndex, offsetBy: index)].bytes = render(context.channel.allocator)
         writeReadyAnswers(context: context)
     }
 
@@ -414,8 +417,11 @@ struct RouterAnswerEnded: Sendable {}
 
 /// An HTTP/1.1 answer as bytes, with the headers every answer carries.
 enum HTTP1ResponseBytes {
+    /// The status line, the answer's own headers (`writeHeaders`), then request id, date,
+    /// server and length, as the router's path adds them.
     static func render(
-        status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer, requestID: String, serverName: String, allocator: ByteBufferAllocator
+        status: HTTPResponse.Status, body: ByteBuffer, requestID: String, serverName: String, allocator: ByteBufferAllocator,
+        writeHeaders: (inout ByteBuffer) -> Void
     ) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 320 + body.readableBytes)
         buffer.writeStaticString("HTTP/1.1 ")
@@ -423,12 +429,7 @@ enum HTTP1ResponseBytes {
         buffer.writeStaticString(" ")
         buffer.writeString(status.reasonPhrase)
         buffer.writeStaticString("\r\n")
-        for field in headers {
-            buffer.writeString(field.name.rawName)
-            buffer.writeStaticString(": ")
-            buffer.writeString(field.value)
-            buffer.writeStaticString("\r\n")
-        }
+        writeHeaders(&buffer)
         buffer.writeStaticString("X-Request-Id: ")
         buffer.writeString(requestID)
         buffer.writeStaticString("\r\nDate: ")
@@ -440,5 +441,12 @@ enum HTTP1ResponseBytes {
         buffer.writeStaticString("\r\n\r\n")
         buffer.writeImmutableBuffer(body)
         return buffer
+    }
+
+    static func write(_ field: HTTPField, into buffer: inout ByteBuffer) {
+        buffer.writeString(field.name.rawName)
+        buffer.writeStaticString(": ")
+        buffer.writeString(field.value)
+        buffer.writeStaticString("\r\n")
     }
 }
