@@ -71,15 +71,22 @@ func printJSON(_ object: Any) throws {
 }
 
 extension SessionctlCommand {
+    // Handles and user ids may begin with "-" (base64url, or any id): their arguments take
+    // unrecognized dash words too, so `show -AbC…` is a handle, not an unknown option.
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List a user's live sessions, newest first (all pages).")
 
         @OptionGroup var connection: ConnectionOptions
-        @Argument(help: "The user id, as given at create.") var userID: String
+        @Argument(parsing: .allUnrecognized, help: "The user id, as given at create.") var user: [String]
         @Flag(help: "Print sessiond's JSON instead of a table.") var json = false
         @Option(help: "Stop after this many sessions (default: all).") var limit: Int?
 
+        func validate() throws {
+            guard user.count == 1 else { throw ValidationError("give one user id") }
+        }
+
         func run() async throws {
+            let userID = user[0]
             try await runReporting {
                 if let limit, limit < 1 { throw SessionctlError(.failed, "--limit must be at least 1") }
                 let api = try connection.api()
@@ -109,9 +116,14 @@ extension SessionctlCommand {
         static let configuration = CommandConfiguration(abstract: "Show one session by its handle (does not touch it).")
 
         @OptionGroup var connection: ConnectionOptions
-        @Argument(help: "The session's handle.") var handle: String
+        @Argument(parsing: .allUnrecognized, help: "The session's handle.") var handle: [String]
+
+        func validate() throws {
+            guard handle.count == 1 else { throw ValidationError("give one handle") }
+        }
 
         func run() async throws {
+            let handle = handle[0]
             try await runReporting {
                 try printJSON(try await connection.api().get("/v1/sessions/\(SessiondAPI.pathSegment(handle))"))
             }
@@ -122,9 +134,14 @@ extension SessionctlCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke one session by its handle.")
 
         @OptionGroup var connection: ConnectionOptions
-        @Argument(help: "The session's handle.") var handle: String
+        @Argument(parsing: .allUnrecognized, help: "The session's handle.") var handle: [String]
+
+        func validate() throws {
+            guard handle.count == 1 else { throw ValidationError("give one handle") }
+        }
 
         func run() async throws {
+            let handle = handle[0]
             try await runReporting {
                 _ = try await connection.api().delete("/v1/sessions/\(SessiondAPI.pathSegment(handle))")
                 print("revoked \(SessionTable.text(handle))")
@@ -138,10 +155,15 @@ extension SessionctlCommand {
         )
 
         @OptionGroup var connection: ConnectionOptions
-        @Argument(help: "The user id, as given at create.") var userID: String
-        @Option(help: "Keep this one session (a handle).") var except: String?
+        @Argument(parsing: .allUnrecognized, help: "The user id, as given at create.") var user: [String]
+        @Option(parsing: .unconditional, help: "Keep this one session (a handle).") var except: String?
+
+        func validate() throws {
+            guard user.count == 1 else { throw ValidationError("give one user id") }
+        }
 
         func run() async throws {
+            let userID = user[0]
             try await runReporting {
                 var query = [URLQueryItem]()
                 if let except { query.append(URLQueryItem(name: "except", value: except)) }

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
+import NIOPosix
 import RedisClient
 import ServiceLifecycle
 import SessionHTTP
@@ -15,6 +17,25 @@ struct SessiondCommand: AsyncParsableCommand {
         abstract: "Server-side sessions in Redis over HTTP.",
         discussion: "Every option can also be set by its environment variable, e.g. --idle-timeout by SESSIOND_IDLE_TIMEOUT."
     )
+
+    /// Sizes the event loops and makes them Swift concurrency's executor before anything runs,
+    /// then parses and runs the command as ArgumentParser would.
+    static func main() async {
+        EventLoopCount.matchCPUAffinity()
+        // The router's handlers are async: on the event loops they run where their connection's
+        // bytes arrive, instead of hopping to the global pool's threads and back for every request.
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 
     @Option(help: "Listen address (SESSIOND_HOST, default 127.0.0.1).") var host: String?
     @Option(help: "Listen port (SESSIOND_PORT, default 8080).") var port: String?
@@ -64,7 +85,6 @@ struct SessiondCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let openFiles = FileDescriptorLimit.raiseToHardLimit()
-        EventLoopCount.matchCPUAffinity()
         let level = configuration.logLevel
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
         let logger = Logger(label: "sessiond")

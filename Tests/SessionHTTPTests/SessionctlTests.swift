@@ -116,6 +116,28 @@ import Testing
         }
     }
 
+    /// Handles are base64url and user ids are free text: either may begin with "-", and is
+    /// still read as the argument, not as an unknown option (usage error 64).
+    @Test func argumentsThatBeginWithADash() async throws {
+        try await Sessiond.with { server in
+            let url = "http://127.0.0.1:\(server.client.port)"
+            let user = "-dash-\(UUID().uuidString.prefix(6))"
+            let kept = try await server.create(user: user)
+            _ = try await server.create(user: user)
+            let listed = try await Self.run(["list", user, "--json"], url: url)
+            #expect(listed.status == 0, "\(listed.stderr)")
+            #expect(listed.stdout.contains(kept.handle))
+            let unknownHandle = "-AAAAAAAAAAAAAAA"
+            for command in ["show", "revoke"] {
+                let run = try await Self.run([command, unknownHandle], url: url)
+                #expect(run.status == 3, "\(command): \(run.stderr)")
+            }
+            let forced = try await Self.run(["logout-user", user, "--except", kept.handle], url: url)
+            #expect(forced.status == 0, "\(forced.stderr)")
+            #expect(forced.stdout.hasPrefix("revoked 1 session of "))
+        }
+    }
+
     @Test func unreachableServerIsOneLineAndExit5() async throws {
         let run = try await Self.run(["list", "anyone", "--timeout", "2"], url: "http://127.0.0.1:1")
         #expect(run.status == 5)
