@@ -48,8 +48,10 @@ public struct JSONLogHandler: LogHandler {
     /// `log(event:)` gives for `RequestLog`'s metadata (keys in order), without building and
     /// sorting a metadata dictionary on every request. When this handler carries metadata of
     /// its own, which the general path merges: then it returns false and writes nothing.
-    func logRequest(requestID: String, method: String, route: String, status: Int, milliseconds: Double, handle: String?) -> Bool {
-        guard metadata.isEmpty, logLevel <= .info else { return false }
+    /// True when request lines can be written by `logRequest`: no metadata to merge, level info or lower.
+    var writesRequestLines: Bool { metadata.isEmpty && logLevel <= .info }
+
+    func logRequest(requestID: String, method: String, route: String, status: Int, nanoseconds: Int64, handle: String?) {
         var line = ByteBufferAllocator().buffer(capacity: 256)
         line.writeStaticString("{\"ts\":\"")
         var now = timespec()
@@ -58,7 +60,7 @@ public struct JSONLogHandler: LogHandler {
         line.writeStaticString("\",\"level\":\"info\",\"logger\":")
         JSONWriter.writeEscaped(label, into: &line)
         line.writeStaticString(",\"msg\":\"request\",\"duration_ms\":")
-        line.writeString(milliseconds.description)
+        Self.writeMilliseconds(nanoseconds: nanoseconds, into: &line)
         if let handle {
             line.writeStaticString(",\"handle\":")
             JSONWriter.writeEscaped(handle, into: &line)
@@ -73,7 +75,18 @@ public struct JSONLogHandler: LogHandler {
         line.writeString(String(status))
         line.writeStaticString("}\n")
         output.write(line)
-        return true
+    }
+
+    /// Milliseconds with three decimals (microseconds), as integers: `Double.description` went
+    /// through `snprintf` on every request line.
+    static func writeMilliseconds(nanoseconds: Int64, into line: inout ByteBuffer) {
+        let microseconds = max(0, nanoseconds) / 1000
+        line.writeString(String(microseconds / 1000))
+        let fraction = Int(microseconds % 1000)
+        line.writeInteger(UInt8(ascii: "."))
+        line.writeInteger(UInt8(ascii: "0") + UInt8(fraction / 100))
+        line.writeInteger(UInt8(ascii: "0") + UInt8(fraction / 10 % 10))
+        line.writeInteger(UInt8(ascii: "0") + UInt8(fraction % 10))
     }
 
     private static func write(_ value: Logger.Metadata.Value, into line: inout ByteBuffer) {
@@ -81,7 +94,7 @@ public struct JSONLogHandler: LogHandler {
         case .string(let text):
             JSONWriter.writeEscaped(text, into: &line)
         case .stringConvertible(let convertible):
-            if convertible is any BinaryInteger || convertible is Double {
+            if convertible is any BinaryInteger || convertible is Double || convertible is LogMilliseconds {
                 line.writeString(convertible.description)
             } else {
                 JSONWriter.writeEscaped(convertible.description, into: &line)

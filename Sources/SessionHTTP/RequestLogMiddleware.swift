@@ -8,8 +8,13 @@ import Synchronization
 /// session handle when one is known. Never the path's query, a token or an API key. The same
 /// facts go to the route's metrics.
 struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
-    let logger: Logger
+    let log: RequestLog
     let metrics: ServiceMetrics
+
+    init(logger: Logger, metrics: ServiceMetrics) {
+        log = RequestLog(logger: logger)
+        self.metrics = metrics
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -24,24 +29,34 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
         response.headers[.requestID] = requestID
         let elapsed = (ContinuousClock.now - start).nanoseconds
         metrics.route(method: request.method.rawValue, path: context.endpointPath).record(status: response.status.code, nanoseconds: elapsed)
-        RequestLog.record(
-            logger: logger, requestID: requestID, method: request.method.rawValue, route: context.endpointPath ?? "unmatched",
+        log.record(
+            requestID: requestID, method: request.method.rawValue, route: context.endpointPath ?? "unmatched",
             status: response.status.code, elapsed: .nanoseconds(elapsed), handle: response.headers[.sessionHandle]
         )
         return response
     }
 }
 
-/// The request log line, the same from the router and from the lookup fast path.
-enum RequestLog {
-    static func record(
-        logger: Logger, requestID: String, method: String, route: String, status: Int, elapsed: TimeAmount, handle: String?
-    ) {
+/// The request log line, the same from the router and from the lookup fast path. Made once
+/// per service: whether lines are written, and through which handler, is decided here rather
+/// than per request (a cast of the logger's handler per line showed in the profile).
+struct RequestLog: Sendable {
+    private let logger: Logger
+    /// The JSON handler, when lines go straight to it (no extra metadata to merge).
+    private let json: JSONLogHandler?
+    private let enabled: Bool
+
+    init(logger: Logger) {
+        self.logger = logger
+        enabled = logger.logLevel <= .info
+        json = (logger.handler as? JSONLogHandler).flatMap { $0.writesRequestLines ? $0 : nil }
+    }
+
+    func record(requestID: String, method: String, route: String, status: Int, elapsed: TimeAmount, handle: String?) {
         // Built only when it will be written: at warning and above this costs one comparison.
-        guard logger.logLevel <= .info else { return }
-        let milliseconds = Double(elapsed.nanoseconds) / 1e6
-        if let json = logger.handler as? JSONLogHandler,
-           json.logRequest(requestID: requestID, method: method, route: route, status: status, milliseconds: milliseconds, handle: handle) {
+        guard enabled else { return }
+        if let json {
+            json.logRequest(requestID: requestID, method: method, route: route, status: status, nanoseconds: elapsed.nanoseconds, handle: handle)
             return
         }
         var metadata: Logger.Metadata = [
@@ -49,12 +64,23 @@ enum RequestLog {
             "method": .string(method),
             "route": .string(route),
             "status": .stringConvertible(status),
-            "duration_ms": .stringConvertible(milliseconds),
+            "duration_ms": .stringConvertible(LogMilliseconds(nanoseconds: elapsed.nanoseconds)),
         ]
         if let handle {
             metadata["handle"] = .string(handle)
         }
         logger.info("request", metadata: metadata)
+    }
+}
+
+/// A duration in a log line: milliseconds with three decimals, written as a JSON number.
+struct LogMilliseconds: CustomStringConvertible, Sendable {
+    let nanoseconds: Int64
+
+    var description: String {
+        var text = ByteBuffer()
+        JSONLogHandler.writeMilliseconds(nanoseconds: nanoseconds, into: &text)
+        return String(buffer: text)
     }
 }
 

@@ -33,6 +33,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         let metrics: ServiceMetrics
         /// The lookup route's metrics, found once rather than per request.
         let lookupMetrics: RouteMetrics
+        let requestLog: RequestLog
 
         init(store: SessionStore, keys: APIKeyRing, cookie: SessionCookie, serverName: String, logger: Logger, metrics: ServiceMetrics) {
             self.store = store
@@ -42,6 +43,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             self.logger = logger
             self.metrics = metrics
             lookupMetrics = metrics.route(method: "GET", path: APIRoute.lookupPath)
+            requestLog = RequestLog(logger: logger)
         }
     }
 
@@ -370,8 +372,8 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     ) {
         let elapsed = NIODeadline.now() - start
         shared.lookupMetrics.record(status: status.code, nanoseconds: elapsed.nanoseconds)
-        RequestLog.record(
-            logger: shared.logger, requestID: requestID, method: "GET", route: APIRoute.lookupPath,
+        shared.requestLog.record(
+            requestID: requestID, method: "GET", route: APIRoute.lookupPath,
             status: status.code, elapsed: elapsed, handle: handle
         )
         let index = sequence - firstSequence
