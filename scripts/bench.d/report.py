@@ -258,7 +258,10 @@ How each figure is taken:
   is measured in the same runs: *lookup at log level info*.
 - Sessions are looked up with `touch=true`: a session last touched a tenth of its idle timeout
   ago (here 60 s) or more is touched by the lookup script on its first lookup after that, so the
-  later runs, more than 60 s after the creates, include a wave of touches.{cluster_how}
+  later runs, more than 60 s after the creates, include a wave of touches.
+- *growth* (`--growth`): the private Redis is flushed and loaded with {meta.get('growth_sessions', '?')} sessions; *memory* as
+  above; *lookup* as above over {meta.get('sessions', '?')} of them picked at random, the same number of distinct
+  sessions as the small figure, so both runs have the same share of touches.{cluster_how}
 
 {table}
 """)
