@@ -12,6 +12,8 @@ enum HTTP1RequestScanner {
         /// The head's length in bytes, blank line included.
         let length: Int
         let target: String
+        /// The target has a `?` part.
+        var hasQuery: Bool { target.utf8.count > APIRoute.lookupPath.utf8.count }
         /// Authorization, X-Session-Token and Cookie, each occurrence in order, as the router sees them.
         let fields: HTTPFields
         /// `Connection: close`, which the router honours (by this exact value) by closing after the answer.

@@ -292,7 +292,8 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         let token: SessionToken
         let touch: Bool
         do throws(APIError) {
-            touch = try LookupRequest.touch(in: URI(lookup.target))
+            // No query (the usual lookup): the default, without parsing a URI.
+            touch = lookup.hasQuery ? try LookupRequest.touch(in: URI(lookup.target)) : true
             token = try shared.cookie.token(in: lookup.fields)
         } catch {
             // A malformed or missing token counts as an invalid-session lookup too.
