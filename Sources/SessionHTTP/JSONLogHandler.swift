@@ -44,13 +44,13 @@ public struct JSONLogHandler: LogHandler {
         output.write(line)
     }
 
-    /// The request log line, written straight into the line buffer: the same JSON as
-    /// `log(event:)` gives for `RequestLog`'s metadata (keys in order), without building and
-    /// sorting a metadata dictionary on every request. When this handler carries metadata of
-    /// its own, which the general path merges: then it returns false and writes nothing.
-    /// True when request lines can be written by `logRequest`: no metadata to merge, level info or lower.
+    /// True when `logRequest` may write request lines: no metadata of this handler's own to
+    /// merge (the general path merges it), level info or lower.
     var writesRequestLines: Bool { metadata.isEmpty && logLevel <= .info }
 
+    /// The request log line, written straight into the line buffer: the same JSON as
+    /// `log(event:)` gives for `RequestLog`'s metadata (keys in order), without building and
+    /// sorting a metadata dictionary on every request. Only when `writesRequestLines`.
     func logRequest(requestID: String, method: String, route: String, status: Int, nanoseconds: Int64, handle: String?) {
         var line = ByteBufferAllocator().buffer(capacity: 256)
         line.writeStaticString("{\"ts\":\"")

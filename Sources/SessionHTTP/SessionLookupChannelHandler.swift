@@ -87,20 +87,11 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     private var readHeld = false
     private var inputClosed = false
     private var quiescing = false
-    private var context: ChannelHandlerContext?
 
     /// `activity` is the connection's idle timer, told of each request answered here.
     init(shared: Shared, activity: IdleConnectionHandler) {
         self.shared = shared
         self.activity = activity
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {

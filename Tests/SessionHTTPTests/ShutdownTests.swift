@@ -1,5 +1,4 @@
 import Foundation
-import RedisTestSupport
 import Synchronization
 import Testing
 
@@ -7,34 +6,10 @@ import Testing
 /// request it had started, closes Redis and exits 0 within its shutdown timeout. No client sees
 /// a connection cut in the middle of an answer.
 @Suite struct ShutdownTests {
-    /// The built `sessiond`, beside this test bundle (the test target depends on it).
-    static var executable: URL {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("sessiond")
-    }
-
     @Test func sigtermDrainsRequestsInFlightAndExitsZero() async throws {
-        let port = try await RedisServerProcess.freePort()
-        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SESSIOND_") }
-        environment.merge(try TestDeployment.settings()) { _, new in new }
-        environment.merge([
-            "SESSIOND_HOST": "127.0.0.1", "SESSIOND_PORT": String(port), "SESSIOND_API_KEYS": TestKeys.all,
-            "SESSIOND_KEY_PREFIX": "test-\(UUID().uuidString.prefix(8)):", "SESSIOND_LOG_LEVEL": "warning",
-            "SESSIOND_SHUTDOWN_TIMEOUT": "5",
-        ]) { _, new in new }
-        let process = Process()
-        process.executableURL = Self.executable
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let (process, client) = try await SessiondProcess.startReady(extraEnvironment: ["SESSIOND_SHUTDOWN_TIMEOUT": "5"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 
-        let client = HTTPTestClient(port: port)
-        let ready = ContinuousClock.now + .seconds(15)
-        while (try? await client.send(.GET, "/readyz"))?.status != 200 {
-            guard ContinuousClock.now < ready, process.isRunning else { throw TestSetupError("sessiond did not become ready") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
         let created = try await client.send(.POST, "/v1/sessions", headers: [("Authorization", "Bearer \(TestKeys.app)"), ("Content-Type", "application/json")],
                                             body: Array(#"{"user_id":"drain"}"#.utf8))
         let token = try #require(try created.json()["token"] as? String)
