@@ -12,25 +12,30 @@ struct ReplicationTests {
         try await RedisServerProcess.withServer { master in
             try await RedisServerProcess.withServer(extraArgs: ["--replicaof", "127.0.0.1", String(master.port)]) { replica in
                 try await waitForReplication(master: master)
-                try await Sessiond.with(redisURL: master.url) { server in
+                // A WAIT bound long enough that lookups are sure to run while the WAIT is pending.
+                try await Sessiond.with(redisURL: master.url, replicationTimeout: .seconds(4)) { server in
                     let session = try await server.create(user: "replicated")
                     let other = try await server.create(user: "replicated")
                     // ROLE is read at connect and every second: let sessiond see the replica.
                     try await Task.sleep(for: .milliseconds(1500))
                     let confirmed = try await server.request(.DELETE, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", other.token)])
                     #expect(confirmed.status == 200)
+                    let kept = try await server.create(user: "replicated")
 
                     replica.pause()
                     defer { replica.resume() }
                     let start = ContinuousClock.now
-                    let revoke = try await server.request(.DELETE, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", session.token)])
+                    async let pendingRevoke = server.request(.DELETE, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", session.token)])
+                    try await Task.sleep(for: .milliseconds(200))
+                    // Lookups do not queue behind the WAIT: they use other connections.
+                    for _ in 0..<20 { #expect(try await server.lookup(kept.token).status == 200) }
+                    let lookupsDone = ContinuousClock.now - start
+                    let revoke = try await pendingRevoke
                     let elapsed = ContinuousClock.now - start
                     #expect(revoke.status == 503, "no replica acknowledged: not confirmed (\(revoke.text))")
-                    #expect(elapsed < .seconds(3), "answered within the WAIT bound (1 s in tests)")
-                    // Lookups do not queue behind the WAIT: they use other connections.
-                    let lookupStart = ContinuousClock.now
-                    for _ in 0..<20 { _ = try await server.lookup(other.token) }
-                    #expect(ContinuousClock.now - lookupStart < .seconds(1), "lookups stayed fast while a WAIT was pending")
+                    #expect(elapsed >= .milliseconds(3900), "the revoke waited for the WAIT bound: \(elapsed)")
+                    #expect(elapsed < .seconds(8), "answered within the WAIT bound (4 s here): \(elapsed)")
+                    #expect(lookupsDone < .milliseconds(3500), "20 lookups ended while the WAIT was pending: \(lookupsDone)")
                     // The retry finds nothing to delete, and still answers 503 until the replica has it.
                     let retry = try await server.request(.DELETE, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", session.token)])
                     #expect(retry.status == 503)

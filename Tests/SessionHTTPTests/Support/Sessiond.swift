@@ -88,6 +88,7 @@ struct Sessiond: Sendable {
         settings: [String: String] = [:],
         logs: LogCapture? = nil,
         waitForRedis: Bool = true,
+        replicationTimeout: TimeAmount = .seconds(1),
         _ body: @Sendable (Sessiond) async throws -> T
     ) async throws -> T {
         var values = [
@@ -102,7 +103,7 @@ struct Sessiond: Sendable {
         // dead server closes the connections (the outage test checks that bound).
         configuration.redis.commandTimeout = .seconds(10)
         // Likewise a replica's acknowledgement (WAIT) on a loaded machine.
-        configuration.redis.replicationTimeout = .seconds(1)
+        configuration.redis.replicationTimeout = replicationTimeout
         let capture = logs ?? LogCapture()
         let logger = Logger(label: "sessiond-test") { label in
             JSONLogHandler(label: label, level: .trace, output: capture.output)
