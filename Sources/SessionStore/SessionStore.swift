@@ -95,6 +95,22 @@ public final class SessionStore: Sendable {
         RedisArgument(policy.keyPrefix + "{" + tagText + "}" + member)
     }
 
+    /// The session keys of index members, built as bytes: a listing builds one per member of the
+    /// index, and String concatenation was a fifth of its time at 10,000 members.
+    private func sessionKeys(tagText: some StringProtocol, members: some Collection<String>) -> [RedisArgument] {
+        var head = Array(policy.keyPrefix.utf8)
+        head.append(UInt8(ascii: "{"))
+        head.append(contentsOf: tagText.utf8)
+        head.append(UInt8(ascii: "}"))
+        return members.map { member in
+            var key = [UInt8]()
+            key.reserveCapacity(head.count + member.utf8.count)
+            key.append(contentsOf: head)
+            key.append(contentsOf: member.utf8)
+            return RedisArgument(key)
+        }
+    }
+
     /// `{prefix}{TAG}u:user`: the user's index, in the same slot as the user's sessions.
     private func indexKey(tagText: some StringProtocol, userID: String) -> RedisArgument {
         RedisArgument(policy.keyPrefix + "{" + tagText + "}u:" + userID)
@@ -132,7 +148,7 @@ public final class SessionStore: Sendable {
             ]
             if capped {
                 let members = try await indexMembers(index, "0", "-1")
-                keys += members.map { sessionKey(tagText: tag.text, member: $0) }
+                keys += sessionKeys(tagText: tag.text, members: members)
                 arguments += members.map { RedisArgument($0) }
             }
             let reply: RESPValue
@@ -345,55 +361,66 @@ public final class SessionStore: Sendable {
     public func list(userID: String, limit: Int, after cursor: SessionListCursor?) async throws -> SessionPage {
         let tag = try await userTag(userID)
         let index = indexKey(tagText: tag.text, userID: userID)
-        let reply = try await redis.send(RedisCommand("ZRANGE", index, "0", "-1", "WITHSCORES"), routingKey: index)
-        guard let flat = reply.array, flat.count % 2 == 0 else { throw SessionStoreError.unexpectedReply("ZRANGE: unexpected reply shape") }
-        var entries = [(member: String, created: Int64)]()
-        entries.reserveCapacity(flat.count / 2)
-        for i in stride(from: 0, to: flat.count, by: 2) {
-            guard let member = flat[i].string, let created = flat[i + 1].string.flatMap({ Int64($0) }) else {
-                throw SessionStoreError.unexpectedReply("index entry")
-            }
-            entries.append((member, created))
-        }
-        let dead = try await endedMembers(entries.map(\.member), tagText: tag.text, index: index)
+        // Members only: with WITHSCORES Redis formats every score as a double, which cost 5 ms of
+        // the 6.5 ms that ZRANGE took for 10,000 members. The page finds its place by score below.
+        let members = try await indexMembers(index, "0", "-1")
+        var dead = try await endedMembers(members, tagText: tag.text, index: index)
         if !dead.isEmpty {
             let removed = try await redis.send(RedisCommand("ZREM", [index] + dead.map { RedisArgument($0) }), routingKey: index)
             // Counted once: a concurrent listing that removed the same entries gets 0 here.
             metrics.expiredFound.increment(by: removed.integer.map(Int.init) ?? 0)
         }
-        // ZRANGE gives (score, member bytes) ascending, so reversed it is the page order: newest
-        // first, ties by handle descending. No sort.
-        let live = dead.isEmpty ? entries.reversed() : entries.filter { !dead.contains($0.member) }.reversed()
-        var total = live.count
-        var candidates = live[...]
-        if let cursor {
-            let cursorRest = cursor.handle.rest.utf8
-            candidates = candidates.drop(while: { entry in
-                entry.created > cursor.createdAt
-                    || (entry.created == cursor.createdAt && !entry.member.utf8.lexicographicallyPrecedes(cursorRest))
-            })
-        }
-        // Read the page's records; a session that ended since the check is skipped (and not counted).
+        var total = members.count - dead.count
+        // Read the page's records; a session that ended since the check is skipped, not counted,
+        // and the page is filled from the members after it.
         var sessions = [Session]()
-        while sessions.count < limit && !candidates.isEmpty {
-            let batch = candidates.prefix(limit - sessions.count)
-            candidates = candidates.dropFirst(batch.count)
-            let keys = batch.map { sessionKey(tagText: tag.text, member: $0.member) }
+        var after = cursor.map { (createdAt: $0.createdAt, member: String($0.handle.rest)) }
+        var more = false
+        while sessions.count < limit {
+            let wanted = limit - sessions.count
+            // One more than the page can use even if every known-dead member is among them, so a
+            // live member left over says whether a next page exists.
+            let fetched = wanted + dead.count + 1
+            let candidates = try await membersNewestFirst(index, after: after, count: fetched)
+            let live = candidates.filter { !dead.contains($0) }
+            let batch = live.prefix(wanted)
+            more = live.count > batch.count
+            if batch.isEmpty { break }
+            let keys = sessionKeys(tagText: tag.text, members: batch)
             let records = try await redis.send(RedisCommand("MGET", keys), routingKey: index)
             guard let values = records.array, values.count == batch.count else { throw SessionStoreError.unexpectedReply("MGET: unexpected reply shape") }
-            for (entry, value) in zip(batch, values) {
+            for (member, value) in zip(batch, values) {
                 guard let record = value.bytes else {
                     total -= 1
+                    dead.insert(member)
                     continue
                 }
-                guard let handle = SessionHandle(tag: tag, rest: entry.member) else { throw SessionStoreError.unexpectedReply("index member") }
-                sessions.append(try SessionRecord.decode(record, handle: handle))
+                guard let handle = SessionHandle(tag: tag, rest: member) else { throw SessionStoreError.unexpectedReply("index member") }
+                let session = try SessionRecord.decode(record, handle: handle)
+                sessions.append(session)
+                after = (session.createdAt, member)
             }
+            if candidates.count < fetched && !more { break }
         }
-        let next = (!candidates.isEmpty && !sessions.isEmpty)
+        let next = (more && !sessions.isEmpty)
             ? SessionListCursor(createdAt: sessions[sessions.count - 1].createdAt, handle: sessions[sessions.count - 1].handle)
             : nil
         return SessionPage(sessions: sessions, total: total, nextCursor: next)
+    }
+
+    /// Up to `count` index members in page order (newest first, ties by member descending) that
+    /// come after `after`. Found by score rather than by position, so members added or removed
+    /// meanwhile cannot shift the page: the members created in the same millisecond as `after`,
+    /// then the older ones.
+    private func membersNewestFirst(_ index: RedisArgument, after: (createdAt: Int64, member: String)?, count: Int) async throws -> [String] {
+        guard let after else {
+            return try await indexMembers(index, "0", RedisArgument(count - 1), "REV")
+        }
+        let score = RedisArgument(after.createdAt)
+        async let sameMillisecond = indexMembers(index, score, score, "BYSCORE")
+        async let older = indexMembers(index, RedisArgument("(\(after.createdAt)"), "-inf", "BYSCORE", "REV", "LIMIT", "0", RedisArgument(count))
+        let ties = try await sameMillisecond.filter { $0.utf8.lexicographicallyPrecedes(after.member.utf8) }
+        return Array((ties.reversed() + (try await older)).prefix(count))
     }
 
     /// Members whose session key no longer exists: one multi-key EXISTS per batch (all sent at
@@ -403,7 +430,7 @@ public final class SessionStore: Sendable {
         return try await withThrowingTaskGroup(of: [String].self) { group in
             for batch in batches {
                 group.addTask {
-                    let keys = batch.map { self.sessionKey(tagText: tagText, member: $0) }
+                    let keys = self.sessionKeys(tagText: tagText, members: batch)
                     let live = try await self.redis.send(RedisCommand("EXISTS", keys), routingKey: index).integer
                     guard let live else { throw SessionStoreError.unexpectedReply("EXISTS") }
                     if live == batch.count { return [] }
@@ -448,7 +475,7 @@ public final class SessionStore: Sendable {
             }
             let reply = try await redis.evaluate(
                 scripts.revokeMembers,
-                keys: [index] + members.map { sessionKey(tagText: tag.text, member: $0) },
+                keys: [index] + sessionKeys(tagText: tag.text, members: members),
                 arguments: members.map { RedisArgument($0) },
                 replicated: true
             )

@@ -147,6 +147,61 @@ import Testing
         }
     }
 
+    /// Pages are found by (created, handle), not by position: sessions created in the same
+    /// millisecond, the cursor's own session revoked between pages, sessions that expired, and
+    /// sessions created during the walk neither repeat nor drop a live session.
+    @Test func pagesSurviveTiesRevocationsAndExpiry() async throws {
+        try await Sessiond.with { server in
+            // Created concurrently, so many share a millisecond.
+            let made = try await withThrowingTaskGroup(of: (shortLived: Bool, session: Sessiond.CreatedSession).self) { group in
+                for index in 0..<60 {
+                    group.addTask {
+                        index % 10 == 0
+                            ? (true, try await server.create(["user_id": "paula", "idle_timeout": 1]))
+                            : (false, try await server.create(user: "paula"))
+                    }
+                }
+                return try await group.reduce(into: [(shortLived: Bool, session: Sessiond.CreatedSession)]()) { $0.append($1) }
+            }
+            let created = made.map(\.session)
+            let shortLived = Set(made.filter(\.shortLived).map(\.session.handle))
+            let createdAt = try Dictionary(uniqueKeysWithValues: created.map { ($0.handle, try #require(try $0.response.json()["created_at"] as? String)) })
+            #expect(Set(createdAt.values).count < 60, "some sessions share a millisecond")
+            try await Task.sleep(for: .milliseconds(2200))
+
+            var seen = [String]()
+            var revoked = Set<String>()
+            var cursor: String?
+            var pages = 0
+            repeat {
+                let page = try await server.list(user: "paula", query: "?limit=7" + (cursor.map { "&cursor=\($0)" } ?? ""))
+                #expect(page.status == 200)
+                let json = try page.json()
+                let handles = try #require(json["sessions"] as? [[String: Any]]).compactMap { $0["handle"] as? String }
+                #expect(handles.count == 7 || json["next_cursor"] is NSNull, "only the last page is short")
+                seen += handles
+                cursor = json["next_cursor"] as? String
+                pages += 1
+                if pages == 1 { _ = try await server.create(user: "paula") }
+                if let last = handles.last, cursor != nil, pages % 2 == 1 {
+                    // The session the cursor names, and the next one not yet shown.
+                    let upcoming = created.map(\.handle).filter { !seen.contains($0) && !revoked.contains($0) && !shortLived.contains($0) }
+                        .sorted { (createdAt[$0]!, $0) > (createdAt[$1]!, $1) }
+                    for handle in [last] + upcoming.prefix(1) {
+                        #expect(try await server.request(.DELETE, "/v1/sessions/\(handle)", key: TestKeys.admin).status == 200)
+                        revoked.insert(handle)
+                    }
+                }
+            } while cursor != nil && pages < 30
+            let expected = created.map(\.handle).filter { !shortLived.contains($0) && !(revoked.contains($0) && !seen.contains($0)) }
+                .sorted { (createdAt[$0]!, $0) > (createdAt[$1]!, $1) }
+            #expect(seen == expected, "every live session once, newest first, ties by handle")
+            #expect(Set(seen).isDisjoint(with: shortLived), "expired sessions are not listed")
+            let final = try await server.list(user: "paula").json()
+            #expect(final["total"] as? Int == 60 - 6 - revoked.count + 1)
+        }
+    }
+
     @Test func forceLogoutRevokesAllButTheKeptOne() async throws {
         try await Sessiond.with { server in
             var sessions = [Sessiond.CreatedSession]()
