@@ -356,33 +356,34 @@ public final class SessionStore: Sendable {
 
     /// One page of the user's live sessions, newest first (created, then handle, descending).
     /// A read: the index and liveness are read with plain commands, and index entries whose
-    /// session has ended are dropped (`ZREM`; an ended handle never comes back), so `total` is
-    /// exact and no ended session is listed.
+    /// session has ended are dropped (`ZREM`; an ended handle never comes back), so no ended
+    /// session is listed or counted. `total` counts the index as it was read: a session created
+    /// or revoked while the call runs may be listed and not counted, or counted and not listed.
     public func list(userID: String, limit: Int, after cursor: SessionListCursor?) async throws -> SessionPage {
         let tag = try await userTag(userID)
         let index = indexKey(tagText: tag.text, userID: userID)
         // Members only: with WITHSCORES Redis formats every score as a double, which cost 5 ms of
         // the 6.5 ms that ZRANGE took for 10,000 members. The page finds its place by score below.
         let members = try await indexMembers(index, "0", "-1")
-        var dead = try await endedMembers(members, tagText: tag.text, index: index)
+        let dead = try await endedMembers(members, tagText: tag.text, index: index)
         if !dead.isEmpty {
             let removed = try await redis.send(RedisCommand("ZREM", [index] + dead.map { RedisArgument($0) }), routingKey: index)
             // Counted once: a concurrent listing that removed the same entries gets 0 here.
             metrics.expiredFound.increment(by: removed.integer.map(Int.init) ?? 0)
         }
-        var total = members.count - dead.count
         // Read the page's records; a session that ended since the check is skipped, not counted,
         // and the page is filled from the members after it.
+        var vanished = Set<String>()
         var sessions = [Session]()
         var after = cursor.map { (createdAt: $0.createdAt, member: String($0.handle.rest)) }
         var more = false
         while sessions.count < limit {
             let wanted = limit - sessions.count
-            // One more than the page can use even if every known-dead member is among them, so a
-            // live member left over says whether a next page exists.
-            let fetched = wanted + dead.count + 1
+            // The members dropped above are gone from the index; those read again here may include
+            // the vanished ones. One more than the page can then use says whether a next page exists.
+            let fetched = wanted + vanished.count + 1
             let candidates = try await membersNewestFirst(index, after: after, count: fetched)
-            let live = candidates.filter { !dead.contains($0) }
+            let live = candidates.filter { !vanished.contains($0) }
             let batch = live.prefix(wanted)
             more = live.count > batch.count
             if batch.isEmpty { break }
@@ -391,8 +392,7 @@ public final class SessionStore: Sendable {
             guard let values = records.array, values.count == batch.count else { throw SessionStoreError.unexpectedReply("MGET: unexpected reply shape") }
             for (member, value) in zip(batch, values) {
                 guard let record = value.bytes else {
-                    total -= 1
-                    dead.insert(member)
+                    vanished.insert(member)
                     continue
                 }
                 guard let handle = SessionHandle(tag: tag, rest: member) else { throw SessionStoreError.unexpectedReply("index member") }
@@ -402,6 +402,8 @@ public final class SessionStore: Sendable {
             }
             if candidates.count < fetched && !more { break }
         }
+        var total = members.count - dead.count
+        if !vanished.isEmpty { total -= Set(members).intersection(vanished).count }
         let next = (more && !sessions.isEmpty)
             ? SessionListCursor(createdAt: sessions[sessions.count - 1].createdAt, handle: sessions[sessions.count - 1].handle)
             : nil
