@@ -35,6 +35,13 @@ enum Sodium {
 /// Constant-time equality for secrets: the time taken depends only on the lengths.
 public func constantTimeEquals(_ lhs: some Collection<UInt8>, _ rhs: some Collection<UInt8>) -> Bool {
     Sodium.ensureInitialised()
+    // Contiguous bytes (arrays, native strings' UTF-8) are compared where they are, without copies.
+    let inPlace = lhs.withContiguousStorageIfAvailable { left in
+        rhs.withContiguousStorageIfAvailable { right in
+            left.count == right.count && (left.isEmpty || sodium_memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0)
+        }
+    }
+    if let inPlace = inPlace ?? nil { return inPlace }
     let left = Array(lhs)
     let right = Array(rhs)
     guard left.count == right.count else { return false }

@@ -21,10 +21,16 @@ struct SessionCookie: Sendable {
 
     /// The request's session token: `X-Session-Token`, else this cookie.
     func token(in headers: HTTPFields) throws(APIError) -> SessionToken {
+        try token(header: headers[.sessionToken], cookies: headers[values: .cookie])
+    }
+
+    /// The same from the X-Session-Token value (repeated fields joined by ", ") and the Cookie
+    /// field values, as the lookup fast path reads them.
+    func token(header: String?, cookies: [String]) throws(APIError) -> SessionToken {
         let text: Substring
-        if let header = headers[.sessionToken] {
+        if let header {
             text = Substring(header)
-        } else if let value = headers[values: .cookie].lazy.compactMap({ self.value(inCookieHeader: Substring($0)) }).first {
+        } else if let value = cookies.lazy.compactMap({ self.value(inCookieHeader: Substring($0)) }).first {
             text = value
         } else {
             throw APIError.invalidSession("no session token: send X-Session-Token or the \(name) cookie")

@@ -32,6 +32,10 @@ import Testing
                 ("bad touch", "/v1/session?touch=maybe", [("Authorization", "Bearer \(TestKeys.reader)"), ("X-Session-Token", session.token)]),
                 ("unknown parameter", "/v1/session?touch=false&x=1", [("Authorization", "Bearer \(TestKeys.reader)"), ("X-Session-Token", session.token)]),
                 ("parameter twice", "/v1/session?touch=false&touch=false", [("Authorization", "Bearer \(TestKeys.reader)"), ("X-Session-Token", session.token)]),
+                ("two Authorization fields", "/v1/session?touch=false", [("Authorization", "Bearer \(TestKeys.reader)"), ("Authorization", "Bearer \(TestKeys.reader)"), ("X-Session-Token", session.token)]),
+                ("two token fields", "/v1/session?touch=false", [("Authorization", "Bearer \(TestKeys.reader)"), ("X-Session-Token", session.token), ("X-Session-Token", session.token)]),
+                ("the cookie in the second Cookie field", "/v1/session?touch=false", [("Authorization", "Bearer \(TestKeys.reader)"), ("Cookie", "a=b"), ("Cookie", "__Host-session=\(session.token)")]),
+                ("an empty token field before the cookie", "/v1/session?touch=false", [("Authorization", "Bearer \(TestKeys.reader)"), ("X-Session-Token", ""), ("Cookie", "__Host-session=\(session.token)")]),
             ]
             for (name, path, headers) in cases {
                 let fast = try await server.client.send(.GET, path, headers: headers)
@@ -41,6 +45,30 @@ import Testing
                 #expect(Self.comparable(fast) == Self.comparable(routed), "\(name)")
                 #expect(fast.headers["X-Request-Id"].first?.isEmpty == false && fast.headers["Date"].first?.hasSuffix(" GMT") == true, "\(name)")
             }
+        }
+    }
+
+    /// The fast path remembers the last key that passed on a connection: every lookup is still
+    /// checked, whatever key (or none) the one before it sent.
+    @Test func everyLookupOfAConnectionIsAuthorized() async throws {
+        try await Sessiond.with { server in
+            let session = try await server.create(user: "keys")
+            let requests = RawRequests(token: session.token, user: "keys")
+            let unknown = String(TestKeys.reader.dropLast()) + "!"
+            let answers = try await RawConnection.exchange(port: server.client.port, [
+                requests.lookup(),
+                requests.lookup(authorization: ["Bearer \(unknown)"]),
+                requests.lookup(authorization: []),
+                requests.lookup(authorization: ["Basic \(TestKeys.reader)"]),
+                requests.lookup(),
+                requests.lookup(authorization: ["Bearer \(TestKeys.admin)"]),
+                requests.lookup(authorization: ["Bearer \(TestKeys.reader)", "Bearer \(TestKeys.reader)"]),
+                requests.lookup(close: true),
+            ])
+            #expect(answers.map(\.status) == [200, 401, 401, 401, 200, 200, 401, 200], "\(answers.map(\.status))")
+            #expect(answers[1].body.contains("unknown API key"), "\(answers[1].body)")
+            #expect(answers[2].body.contains("missing Authorization"), "\(answers[2].body)")
+            #expect(answers[6].body.contains("invalid_api_key"), "\(answers[6].body)")
         }
     }
 
@@ -141,8 +169,9 @@ private struct RawRequests {
     let token: String
     let user: String
 
-    func lookup(query: String = "", close: Bool = false) -> String {
-        "GET /v1/session\(query) HTTP/1.1\r\nHost: x\r\n\(close ? "Connection: close\r\n" : "")Authorization: Bearer \(TestKeys.reader)\r\nX-Session-Token: \(token)\r\n\r\n"
+    func lookup(query: String = "", close: Bool = false, authorization: [String] = ["Bearer \(TestKeys.reader)"]) -> String {
+        let keys = authorization.map { "Authorization: \($0)\r\n" }.joined()
+        return "GET /v1/session\(query) HTTP/1.1\r\nHost: x\r\n\(close ? "Connection: close\r\n" : "")\(keys)X-Session-Token: \(token)\r\n\r\n"
     }
 
     var lookupUnknown: String {
