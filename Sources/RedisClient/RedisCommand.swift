@@ -1,3 +1,5 @@
+import NIOCore
+
 /// One Redis command as its raw arguments (binary-safe).
 public struct RedisCommand: Sendable {
     public var arguments: [[UInt8]]
@@ -8,6 +10,30 @@ public struct RedisCommand: Sendable {
 
     public init(_ name: String, _ arguments: RedisArgument...) {
         self.init(name, arguments)
+    }
+
+    /// The command as a RESP array of bulk strings. Written here rather than through hiredis's
+    /// `redisFormatCommandArgv`, whose C interface needed three arrays and a `malloc` per command
+    /// and formatted each length with `sprintf`: a few per cent of a lookup.
+    func encode(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "*"))
+        Self.writeDecimalLine(arguments.count, into: &buffer)
+        for argument in arguments {
+            buffer.writeInteger(UInt8(ascii: "$"))
+            Self.writeDecimalLine(argument.count, into: &buffer)
+            buffer.writeBytes(argument)
+            buffer.writeStaticString("\r\n")
+        }
+    }
+
+    /// A non-negative count in decimal, then CRLF.
+    private static func writeDecimalLine(_ value: Int, into buffer: inout ByteBuffer) {
+        if value < 10 {
+            buffer.writeInteger(UInt8(ascii: "0") &+ UInt8(value))
+        } else {
+            buffer.writeString(String(value))
+        }
+        buffer.writeStaticString("\r\n")
     }
 }
 

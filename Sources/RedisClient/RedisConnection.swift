@@ -114,13 +114,19 @@ public final class RedisConnection: Sendable {
 
     /// Writes a command and returns the future of its raw reply (error replies included).
     func sendRaw(_ command: RedisCommand) -> EventLoopFuture<RESPValue> {
-        sendRaw([command])[0]
+        var buffer = channel.allocator.buffer(capacity: 64)
+        command.encode(into: &buffer)
+        let reply = channel.eventLoop.makePromise(of: RESPValue.self)
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in reply.fail(RedisClientError(.connectionClosed, "command not sent: \(error)")) }
+        channel.write(RedisRequest(encoded: buffer, promises: [reply]), promise: written)
+        return reply.futureResult
     }
 
     /// Writes `commands` as one buffer and returns the futures of their raw replies.
     func sendRaw(_ commands: [RedisCommand]) -> [EventLoopFuture<RESPValue>] {
         var buffer = channel.allocator.buffer(capacity: 64 * commands.count)
-        for command in commands { HiredisCommandEncoder.encode(command.arguments, into: &buffer) }
+        for command in commands { command.encode(into: &buffer) }
         let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
         // A write that never reaches the handler (channel already closed) must still fail the
         // reply promises, or their callers would wait forever.

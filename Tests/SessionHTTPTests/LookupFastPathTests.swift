@@ -48,6 +48,33 @@ import Testing
         }
     }
 
+    /// A lookup due for a touch answers the session as read and slides it right after: the
+    /// stored last activity and idle end move, and a lookup with `touch=false` moves nothing.
+    @Test func aDueTouchSlidesTheSessionAfterTheAnswer() async throws {
+        try await Sessiond.with(settings: ["SESSIOND_IDLE_TIMEOUT": "20"]) { server in
+            let session = try await server.create(user: "slide")
+            let created = try GuaranteeTests.time(session, "last_seen_at")
+            // A touch is due once a tenth of the idle timeout (2 s) has passed.
+            try await GuaranteeTests.sleep(until: created + 2.5)
+            let stored = { () async throws -> String? in
+                try await server.request(.GET, "/v1/sessions/\(session.handle)", key: TestKeys.admin).json()["last_seen_at"] as? String
+            }
+            let before = try await stored()
+            #expect(try await server.lookup(session.token, touch: false).status == 200)
+            #expect(try await stored() == before, "touch=false reads only")
+            let answer = try await server.lookup(session.token)
+            #expect(answer.status == 200)
+            #expect(try answer.json()["last_seen_at"] as? String == before, "answered as read")
+            var after = before
+            let deadline = ContinuousClock.now + .seconds(5)
+            while after == before, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+                after = try await stored()
+            }
+            #expect(after != before, "the idle expiry slid after the answer")
+        }
+    }
+
     /// The fast path remembers the last key that passed on a connection: every lookup is still
     /// checked, whatever key (or none) the one before it sent.
     @Test func everyLookupOfAConnectionIsAuthorized() async throws {

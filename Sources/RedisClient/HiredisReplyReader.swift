@@ -1,37 +1,6 @@
 import CHiredis
 import NIOCore
 
-/// RESP encoding through hiredis's `redisFormatCommandArgv`.
-enum HiredisCommandEncoder {
-    static func encode(_ arguments: [[UInt8]], into buffer: inout ByteBuffer) {
-        var flat = [UInt8]()
-        flat.reserveCapacity(arguments.reduce(0) { $0 + $1.count })
-        var lengths = [Int]()
-        lengths.reserveCapacity(arguments.count)
-        for argument in arguments {
-            flat.append(contentsOf: argument)
-            lengths.append(argument.count)
-        }
-        // hiredis reads `lengths[i]` bytes from `argv[i]`; an empty argument needs a valid pointer too.
-        flat.append(0)
-        flat.withUnsafeBufferPointer { base in
-            var argv = [UnsafePointer<CChar>?]()
-            argv.reserveCapacity(arguments.count)
-            var offset = 0
-            let start = UnsafeRawPointer(base.baseAddress!)
-            for length in lengths {
-                argv.append((start + offset).assumingMemoryBound(to: CChar.self))
-                offset += length
-            }
-            var target: UnsafeMutablePointer<CChar>?
-            let written = redisFormatCommandArgv(&target, Int32(arguments.count), &argv, lengths)
-            precondition(written >= 0 && target != nil, "redisFormatCommandArgv failed: out of memory")
-            defer { redisFreeCommand(target) }
-            buffer.writeBytes(UnsafeRawBufferPointer(start: target, count: Int(written)))
-        }
-    }
-}
-
 /// hiredis's incremental reply parser. Bytes go in as they arrive; whole replies come out.
 /// Not thread-safe: owned by one channel handler on one event loop.
 final class HiredisReplyReader {
