@@ -117,9 +117,7 @@ public final class RedisConnection: Sendable {
         var buffer = channel.allocator.buffer(capacity: 64)
         command.encode(into: &buffer)
         let reply = channel.eventLoop.makePromise(of: RESPValue.self)
-        let written = channel.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenFailure { error in reply.fail(RedisClientError(.connectionClosed, "command not sent: \(error)")) }
-        channel.write(RedisRequest(encoded: buffer, promises: [reply]), promise: written)
+        write(buffer, replies: [reply])
         return reply.futureResult
     }
 
@@ -128,15 +126,19 @@ public final class RedisConnection: Sendable {
         var buffer = channel.allocator.buffer(capacity: 64 * commands.count)
         for command in commands { command.encode(into: &buffer) }
         let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
-        // A write that never reaches the handler (channel already closed) must still fail the
-        // reply promises, or their callers would wait forever.
+        write(buffer, replies: promises)
+        return promises.map(\.futureResult)
+    }
+
+    /// Hands encoded commands and their reply promises to the handler, which flushes once per
+    /// event-loop tick. A write that never reaches the handler (channel already closed) must
+    /// still fail the reply promises, or their callers would wait forever.
+    private func write(_ encoded: ByteBuffer, replies: [EventLoopPromise<RESPValue>]) {
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { error in
-            for promise in promises { promise.fail(RedisClientError(.connectionClosed, "command not sent: \(error)")) }
+            for reply in replies { reply.fail(RedisClientError(.connectionClosed, "command not sent: \(error)")) }
         }
-        // The handler flushes once per event-loop tick.
-        channel.write(RedisRequest(encoded: buffer, promises: promises), promise: written)
-        return promises.map(\.futureResult)
+        channel.write(RedisRequest(encoded: encoded, promises: replies), promise: written)
     }
 
     public func close() {

@@ -228,7 +228,7 @@ public final class SessionStore: Sendable {
                 return eventLoop.makeFailedFuture(error)
             }
             guard let read else { return eventLoop.makeSucceededFuture(.notFound) }
-            if touch && self.dueForTouch(read) { self.slide(token, userID: read.userID, on: eventLoop) }
+            if touch && self.dueForTouch(read) { self.slide(token, key: key, userID: read.userID, on: eventLoop) }
             return eventLoop.makeSucceededFuture(.found(read))
         }
     }
@@ -238,8 +238,7 @@ public final class SessionStore: Sendable {
     /// lookup tries again in a task, with its loading, retries and redirects; if that fails too,
     /// the slide is lost and the next lookup's touch makes it (failures show in
     /// `sessiond_redis_command_failures_total`).
-    private func slide(_ token: SessionToken, userID: String, on eventLoop: any EventLoop) {
-        let key = sessionKey(token.handle)
+    private func slide(_ token: SessionToken, key: RedisArgument, userID: String, on eventLoop: any EventLoop) {
         let keys = [key, indexKey(tagText: token.handle.tagText, userID: userID)]
         redis.evaluate(scripts.lookup, keys: keys, arguments: [], on: eventLoop).whenFailure { error in
             if let error = error as? RedisClientError, error.isOutOfMemory { return }
