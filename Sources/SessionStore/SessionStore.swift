@@ -380,13 +380,9 @@ public final class SessionStore: Sendable {
         // the 6.5 ms that ZRANGE took for 10,000 members. The page finds its place by score below.
         let members = try await indexMembers(index, "0", "-1")
         let dead = try await endedMembers(members, tagText: tag.text, index: index)
-        if !dead.isEmpty {
-            let removed = try await redis.send(RedisCommand("ZREM", [index] + dead.map { RedisArgument($0) }), routingKey: index)
-            // Counted once: a concurrent listing that removed the same entries gets 0 here.
-            metrics.expiredFound.increment(by: removed.integer.map(Int.init) ?? 0)
-        }
+        try await dropEnded(dead, from: index)
         // Read the page's records; a session that ended since the check is skipped, not counted,
-        // and the page is filled from the members after it.
+        // dropped from the index like the others, and the page is filled from the members after it.
         var vanished = Set<String>()
         var sessions = [Session]()
         var after = cursor.map { (createdAt: $0.createdAt, member: String($0.handle.rest)) }
@@ -416,12 +412,22 @@ public final class SessionStore: Sendable {
             }
             if candidates.count < fetched && !more { break }
         }
+        try await dropEnded(vanished, from: index)
         var total = members.count - dead.count
         if !vanished.isEmpty { total -= Set(members).intersection(vanished).count }
         let next = (more && !sessions.isEmpty)
             ? SessionListCursor(createdAt: sessions[sessions.count - 1].createdAt, handle: sessions[sessions.count - 1].handle)
             : nil
         return SessionPage(sessions: sessions, total: total, nextCursor: next)
+    }
+
+    /// Removes the index entries of sessions found ended and counts them as expired: a revoked
+    /// session's entry is removed with it, so an entry that outlives its session has expired.
+    /// Counted once: a concurrent listing that removed the same entries gets 0 from `ZREM`.
+    private func dropEnded(_ ended: Set<String>, from index: RedisArgument) async throws {
+        if ended.isEmpty { return }
+        let removed = try await redis.send(RedisCommand("ZREM", [index] + ended.map { RedisArgument($0) }), routingKey: index)
+        metrics.expiredFound.increment(by: removed.integer.map(Int.init) ?? 0)
     }
 
     /// Up to `count` index members in page order (newest first, ties by member descending) that
