@@ -82,15 +82,18 @@ import Glibc
     @Test func slowHeadersAreCutAtTheIdleTimeout() async throws {
         try await Sessiond.with(settings: ["SESSIOND_CONNECTION_IDLE_TIMEOUT": "1"]) { server in
             let slow = try RawConnection(port: server.client.port)
-            let start = ContinuousClock.now
-            // One header line every 300 ms, never the blank line that ends them.
-            for line in ["GET /healthz HTTP/1.1\r\n", "Host: x\r\n", "X-A: 1\r\n", "X-B: 2\r\n", "X-C: 3\r\n", "X-D: 4\r\n", "X-E: 5\r\n"] {
+            // One header line every 300 ms, never the blank line that ends them: 20 lines take at
+            // least 6 s, so a server that restarted its 1-s timer on every byte would never cut.
+            let lines = ["GET /healthz HTTP/1.1\r\n", "Host: x\r\n"] + (1...18).map { "X-Header-\($0): \($0)\r\n" }
+            var closedAfter: Int?
+            for (count, line) in zip(1..., lines) {
                 slow.write(line)
-                try await Task.sleep(for: .milliseconds(300))
+                if try await slow.read(for: .milliseconds(300)).closed {
+                    closedAfter = count
+                    break
+                }
             }
-            let (_, closed) = try await slow.read(for: .seconds(3))
-            #expect(closed, "the server closed the slow client")
-            #expect(ContinuousClock.now - start < .seconds(5))
+            #expect(closedAfter != nil, "the server closed the slow client before its 20th header line")
             #expect(try await server.client.send(.GET, "/healthz").status == 200, "others are served")
         }
     }

@@ -8,23 +8,23 @@ import Testing
     /// §5.1: idle (sliding) and absolute timeouts both end a session, the session leaves every
     /// list, and Redis frees every key by TTL.
     @Test func expiryEndsSessionsAndLeavesNoKey() async throws {
-        // Idle 4 s, absolute 8 s. Every check is timed from the session's own created_at (the
-        // Redis clock, on this machine) and keeps 1.5 s from a boundary, so a slow create on a
-        // loaded machine does not turn the test into a race.
-        try await Sessiond.with(settings: ["SESSIOND_IDLE_TIMEOUT": "4", "SESSIOND_ABSOLUTE_TIMEOUT": "8"]) { server in
+        // Idle 8 s, absolute 16 s. Every check is timed from the session's own created_at (the
+        // Redis clock, on this machine) and keeps at least 3 s from a boundary it must not cross,
+        // so a slow request or a late wake-up on a loaded machine does not turn it into a race.
+        try await Sessiond.with(settings: ["SESSIOND_IDLE_TIMEOUT": "8", "SESSIOND_ABSOLUTE_TIMEOUT": "16"]) { server in
             let kept = try await server.create(user: "exp")
             let idle = try await server.create(user: "exp")
             let created = try Self.time(kept, "created_at")
-            #expect(try Self.time(kept, "expires_at").timeIntervalSince(created) == 8)
+            #expect(try Self.time(kept, "expires_at").timeIntervalSince(created) == 16)
             #expect(try await server.list(user: "exp").json()["total"] as? Int == 2)
-            try await Self.sleep(until: created + 2.5)
-            #expect(try await server.lookup(kept.token).status == 200, "touch at 2.5 s slides the idle end past 6.5 s")
+            try await Self.sleep(until: created + 4)
+            #expect(try await server.lookup(kept.token).status == 200, "touch at 4 s slides the idle end past 12 s")
             try await Self.sleep(until: try Self.time(idle, "idle_expires_at") + 1)
-            #expect(try await server.lookup(idle.token, touch: false).status == 401, "untouched session ended after 4 s idle")
+            #expect(try await server.lookup(idle.token, touch: false).status == 401, "untouched session ended after 8 s idle")
             #expect(try await server.lookup(kept.token).status == 200, "sliding idle expiry keeps an active session")
             #expect(try await server.list(user: "exp").json()["total"] as? Int == 1)
-            try await Self.sleep(until: created + 8.6)
-            #expect(try await server.lookup(kept.token).status == 401, "absolute timeout (8 s) ended the active session")
+            try await Self.sleep(until: created + 16.6)
+            #expect(try await server.lookup(kept.token).status == 401, "absolute timeout (16 s) ended the active session")
             let list = try await server.list(user: "exp").json()
             #expect(list["total"] as? Int == 0)
             #expect((list["sessions"] as? [Any])?.isEmpty == true)
@@ -46,7 +46,7 @@ import Testing
     }
 
     @Test func idleOnlySessionFreesIndexWithoutAnyRead() async throws {
-        try await Sessiond.with(settings: ["SESSIOND_IDLE_TIMEOUT": "3"]) { server in
+        try await Sessiond.with(settings: ["SESSIOND_IDLE_TIMEOUT": "6"]) { server in
             let session = try await server.create(user: "quiet")
             #expect(try await server.redisKeys().count == 2)
             try await Self.sleep(until: try Self.time(session, "idle_expires_at") + 0.5)

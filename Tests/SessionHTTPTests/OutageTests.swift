@@ -26,7 +26,8 @@ import Testing
                 let elapsed = ContinuousClock.now - start
                 #expect(response.status == 503, "\(name) during outage: \(response.text)")
                 if name != "readyz" { #expect(response.errorCode == "store_unavailable") }
-                #expect(elapsed < .seconds(2), "\(name) took \(elapsed)")
+                // Half the test's 10-s command timeout: the answer comes from the broken connection.
+                #expect(elapsed < .seconds(5), "\(name) took \(elapsed)")
             }
             #expect(try await server.client.send(.GET, "/healthz").status == 200, "the process itself is fine")
             let down = try await MetricsTests.scrape(server).samples

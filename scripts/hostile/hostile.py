@@ -6,8 +6,8 @@
 
 Black box, raw sockets only (so malformed bytes reach the server as written). Every case checks
 its documented answer (README "Errors", openapi.yaml) and, while it runs and right after it, a
-prober thread does a normal lookup on a fresh connection every 100 ms: each must answer 200 within
---bound seconds. Cases where the server has no documented answer (oversized headers and URLs)
+prober thread does a normal lookup on a fresh connection every 100 ms: each must answer 200, and
+all but a few (2, or 5 % of them) within --bound seconds. Cases where the server has no documented answer (oversized headers and URLs)
 record what happens and fail only on a 5xx, a hang or a dead server. Tokens and keys are never
 printed. Exit status 0 when every case passed, 1 otherwise.
 """
@@ -634,14 +634,19 @@ def run_case(prober, bound, fn):
     # After the case: normal lookups still answer.
     time.sleep(0.3)
     window = prober.window(start)
-    bad = [s for s in window if s[2] != 200 or s[1] > bound]
+    failed = [s for s in window if s[2] != 200]
+    slow = [s for s in window if s[2] == 200 and s[1] > bound]
+    # Every probe must succeed; a few may be slow (a loaded machine can hold one process back
+    # for a moment), but starving the normal clients would slow many of them.
+    slow_allowed = max(2, len(window) // 20)
     worst = max((s[1] for s in window), default=0.0)
-    note = (f"normal lookups during the case: {len(window)}, {len(bad)} failed or over {bound * 1000:.0f} ms, "
-            f"max {worst * 1000:.1f} ms")
-    if bad:
-        note += f" (e.g. {bad[0][2]} after {bad[0][1]:.2f}s)"
+    note = (f"normal lookups during the case: {len(window)}, {len(failed)} failed, {len(slow)} over "
+            f"{bound * 1000:.0f} ms (at most {slow_allowed} allowed), max {worst * 1000:.1f} ms")
+    if failed or slow:
+        example = (failed or slow)[0]
+        note += f" (e.g. {example[2]} after {example[1]:.2f}s)"
     for r in results:
-        r.check(len(window) > 0 and not bad, note)
+        r.check(len(window) > 0 and not failed and len(slow) <= slow_allowed, note)
     return results, time.monotonic() - start
 
 
