@@ -105,6 +105,11 @@ let package = Package(
             dependencies: ["SessionCrypto"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "SessionStoreTests",
+            dependencies: ["SessionStore"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "RedisTestSupport",
             dependencies: ["RedisClient", .product(name: "NIOPosix", package: "swift-nio")],

@@ -11,6 +11,10 @@ enum SessionRequests {
         let value: JSONValue
         do {
             value = try JSONValue.parse(body)
+        } catch .duplicateName(let name) {
+            throw APIError.invalidRequest("\(what) names the member '\(name.prefix(64))' twice in one object")
+        } catch .tooDeep {
+            throw APIError.invalidRequest("\(what) nests arrays and objects deeper than \(JSONValue.maxNestingDepth) levels")
         } catch {
             throw APIError.invalidRequest("\(what) is not valid JSON (UTF-8)")
         }

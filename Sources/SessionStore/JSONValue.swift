@@ -2,7 +2,7 @@ import Foundation
 
 /// A JSON document as a Swift value: what session `data` is made of, and what a merge patch
 /// (RFC 7396) works on.
-public enum JSONValue: Sendable, Equatable, Codable {
+public enum JSONValue: Sendable, Equatable, Encodable {
     case null
     case bool(Bool)
     case integer(Int64)
@@ -10,25 +10,6 @@ public enum JSONValue: Sendable, Equatable, Codable {
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Int64.self) {
-            self = .integer(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
@@ -43,9 +24,13 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 
-    /// Parses UTF-8 JSON text; throws on anything malformed, including invalid UTF-8.
-    public static func parse(_ bytes: some Collection<UInt8>) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+    /// How deep arrays and objects may nest in parsed text (what `JSONDecoder` allowed).
+    public static let maxNestingDepth = 512
+
+    /// Parses UTF-8 JSON text (`JSONParser`); throws on anything malformed, including invalid
+    /// UTF-8 and a member name given twice.
+    public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
+        try bytes.withUnsafeBufferPointer { buffer throws(JSONParseError) in try JSONParser.parse(buffer) }
     }
 
     /// Compact JSON text with sorted keys, so equal values serialize to equal bytes.

@@ -21,6 +21,14 @@ import Testing
 
     static let cases: [Case] = [
         Case(name: "malformed JSON", method: .POST, path: "/v1/sessions", body: Array(#"{"user_id":"#.utf8), status: 400, code: "invalid_request"),
+        Case(name: "user_id given twice", method: .POST, path: "/v1/sessions", body: Array(#"{"user_id":"alice","user_id":"mallory"}"#.utf8), status: 400, code: "invalid_request"),
+        Case(name: "a data member given twice", method: .POST, path: "/v1/sessions", body: Array(#"{"user_id":"u","data":{"role":"user","role":"admin"}}"#.utf8), status: 400, code: "invalid_request"),
+        Case(name: "content after the JSON", method: .POST, path: "/v1/sessions", body: Array(#"{"user_id":"u"} {}"#.utf8), status: 400, code: "invalid_request"),
+        Case(name: "lone surrogate escape", method: .POST, path: "/v1/sessions", body: Array(#"{"user_id":"\ud800"}"#.utf8), status: 400, code: "invalid_request"),
+        Case(name: "number out of range", method: .POST, path: "/v1/sessions", body: Array(#"{"user_id":"u","data":{"n":1e400}}"#.utf8), status: 400, code: "invalid_request"),
+        Case(name: "data nested 600 deep", method: .POST, path: "/v1/sessions",
+             body: Array((#"{"user_id":"u","data":{"a":"# + String(repeating: "[", count: 600) + String(repeating: "]", count: 600) + "}}").utf8), status: 400, code: "invalid_request"),
+        Case(name: "patch member given twice", method: .PATCH, path: "/v1/session", headers: [("X-Session-Token", validToken)], body: Array(#"{"a":1,"a":null}"#.utf8), status: 400, code: "invalid_request"),
         Case(name: "JSON array body", method: .POST, path: "/v1/sessions", body: Array("[1,2]".utf8), status: 400, code: "invalid_request"),
         Case(name: "empty body", method: .POST, path: "/v1/sessions", body: [], status: 400, code: "invalid_request"),
         Case(name: "user_id missing", method: .POST, path: "/v1/sessions", body: Array(#"{"data":{}}"#.utf8), status: 400, code: "invalid_request"),
