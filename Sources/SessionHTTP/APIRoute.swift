@@ -9,12 +9,14 @@ public struct APIRoute: Sendable, Equatable {
     /// nil: no API key needed.
     public let role: Role?
 
-    /// The lookup's path, which `SessionLookupChannelHandler` answers in front of the router.
+    /// The paths of lookup and create, which `SessionLookupChannelHandler` answers in front of
+    /// the router.
     static let lookupPath = "/v1/session"
+    static let createPath = "/v1/sessions"
 
     public static let all: [APIRoute] = [
-        .init(method: .post, path: "/v1/sessions", role: .app),
-        .init(method: .get, path: "/v1/session", role: .reader),
+        .init(method: .post, path: createPath, role: .app),
+        .init(method: .get, path: lookupPath, role: .reader),
         .init(method: .patch, path: "/v1/session", role: .app),
         .init(method: .delete, path: "/v1/session", role: .app),
         .init(method: .post, path: "/v1/session/rotate", role: .app),

@@ -1,7 +1,7 @@
 import NIOCore
 
-/// Reads one HTTP/1 request head from the front of a connection's bytes, for the lookup fast
-/// path. It is stricter than NIO's parser on purpose: whatever it accepts, NIO's parser reads
+/// Reads one HTTP/1 request head from the front of a connection's bytes, for the fast path of
+/// lookups and creates. It is stricter than NIO's parser on purpose: whatever it accepts, NIO's parser reads
 /// the same way (same head end, same body length), so a request it passes on to the router is
 /// framed alike. Anything it is unsure of is `unsupported`, and the connection then goes to
 /// NIO's parser for good, which answers or refuses it as it always has.
@@ -19,6 +19,18 @@ enum HTTP1RequestScanner {
         let closes: Bool
     }
 
+    /// A `POST /v1/sessions` with a small body, which the fast path answers itself.
+    struct Create {
+        /// The head's length in bytes, blank line included.
+        let headLength: Int
+        /// The body's length (`Content-Length`); its bytes may not all have arrived yet.
+        let bodyLength: Int
+        /// Authorization fields joined as the router joins them.
+        let authorization: String?
+        /// `Connection: close`.
+        let closes: Bool
+    }
+
     enum Result {
         /// The head is not complete yet.
         case incomplete
@@ -26,6 +38,7 @@ enum HTTP1RequestScanner {
         /// head, ...): NIO's parser takes the connection from here.
         case unsupported
         case lookup(Lookup)
+        case create(Create)
         /// Any other request, for the router: its head and body are `length` bytes in all.
         case other(length: Int)
     }
@@ -34,6 +47,9 @@ enum HTTP1RequestScanner {
     static let maxHeadLength = 16 * 1024
     /// Most header lines read here.
     static let maxFieldCount = 100
+    /// Largest create body answered here; larger ones (with their 413) are the router's. Far
+    /// below what the fast path holds unread, so a create's body never stops its reads.
+    static let maxCreateBodyLength = 16 * 1024
 
     static func scan(_ buffer: ByteBuffer) -> Result {
         buffer.withUnsafeReadableBytes { scan(UnsafeRawBufferPointer($0)) }
@@ -53,6 +69,7 @@ enum HTTP1RequestScanner {
         guard i < end else { return short }
         guard i > 0, bytes[i] == space else { return .unsupported }
         let isGet = i == 3 && bytes[0] == UInt8(ascii: "G") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "T")
+        let isPost = i == 4 && bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "O") && bytes[2] == UInt8(ascii: "S") && bytes[3] == UInt8(ascii: "T")
         i += 1
         let targetStart = i
         while i < end, bytes[i] > 0x20, bytes[i] < 0x7F { i += 1 }
@@ -72,6 +89,7 @@ enum HTTP1RequestScanner {
 
         let target = UnsafeRawBufferPointer(rebasing: bytes[targetStart..<targetEnd])
         var isLookup = isGet && isHTTP11 && isLookupTarget(target)
+        var isCreate = isPost && isHTTP11 && target.elementsEqual(APIRoute.createPath.utf8)
         var credentials = LookupCredentials()
         var connection: String?
         var contentLength: Int?
@@ -119,21 +137,28 @@ enum HTTP1RequestScanner {
                 return .unsupported
             case .expect, .upgrade:
                 isLookup = false
+                isCreate = false
             case .connection:
-                guard isLookup else { continue }
-                guard connection == nil else { isLookup = false; continue }
+                guard isLookup || isCreate else { continue }
+                guard connection == nil else { isLookup = false; isCreate = false; continue }
                 connection = String(decoding: value, as: UTF8.self)
             case .authorization, .sessionToken, .cookie:
-                guard isLookup else { continue }
+                guard isLookup || isCreate else { continue }
                 credentials.add(kind, String(decoding: value, as: UTF8.self))
             case .other:
                 continue
             }
         }
 
-        // Only `close` and `keep-alive` keep a lookup here; other connection options
+        // Only `close` and `keep-alive` keep a request here; other connection options
         // (`upgrade`, `Close`, lists) are the router's to interpret.
-        if isLookup, let connection, connection != "close", connection != "keep-alive" { isLookup = false }
+        if let connection, connection != "close", connection != "keep-alive" {
+            isLookup = false
+            isCreate = false
+        }
+        if isCreate, let contentLength, contentLength <= maxCreateBodyLength {
+            return .create(Create(headLength: i, bodyLength: contentLength, authorization: credentials.authorization, closes: connection == "close"))
+        }
         guard isLookup else { return .other(length: i + (contentLength ?? 0)) }
         return .lookup(Lookup(length: i, target: String(decoding: target, as: UTF8.self), credentials: credentials, closes: connection == "close"))
     }

@@ -11,6 +11,10 @@ import SessionStore
 /// connection of the same event loop (and the touch script when a touch is due), and writes the
 /// answer's bytes, without NIO's HTTP parser, a task or a thread hop.
 ///
+/// `POST /v1/sessions` with a small body is answered here too: the same validation and
+/// `SessionStore.create` as the router's handler, in a task, without the router's per-request
+/// machinery, which was most of a create's cost.
+///
 /// Every other request goes, bytes unchanged, to NIO's parser and the router, one at a time: it
 /// is passed on once the answers before it are written, and the fast path reads on only once
 /// the router's answer has ended (`RouterAnswerEnded`). Answers therefore leave in request
@@ -31,8 +35,9 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         let serverName: String
         let logger: Logger
         let metrics: ServiceMetrics
-        /// The lookup route's metrics, found once rather than per request.
-        let lookupMetrics: RouteMetrics
+        /// The routes answered here, with their metrics found once rather than per request.
+        let lookupRoute: FastRoute
+        let createRoute: FastRoute
         let requestLog: RequestLog
 
         init(store: SessionStore, keys: APIKeyRing, cookie: SessionCookie, serverName: String, logger: Logger, metrics: ServiceMetrics) {
@@ -42,9 +47,25 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             self.serverName = serverName
             self.logger = logger
             self.metrics = metrics
-            lookupMetrics = metrics.route(method: "GET", path: APIRoute.lookupPath)
+            lookupRoute = FastRoute(method: "GET", path: APIRoute.lookupPath, metrics: metrics.route(method: "GET", path: APIRoute.lookupPath))
+            createRoute = FastRoute(method: "POST", path: APIRoute.createPath, metrics: metrics.route(method: "POST", path: APIRoute.createPath))
             requestLog = RequestLog(logger: logger)
         }
+    }
+
+    /// A route answered here: what its log lines and metrics are filed under.
+    struct FastRoute: Sendable {
+        let method: String
+        let path: String
+        let metrics: RouteMetrics
+    }
+
+    /// One request answered here, from its start to its answer's place in the queue.
+    private struct Exchange: Sendable {
+        let sequence: Int
+        let requestID: String
+        let start: NIODeadline
+        let route: FastRoute
     }
 
     private enum Mode {
@@ -199,6 +220,13 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
                 pending.moveReaderIndex(forwardBy: lookup.length)
                 if lookup.closes { mode = .closing }
                 answer(lookup, context: context)
+            case .create(let create):
+                // The body may still be on its way; reads go on (it is far below the limit).
+                guard pending.readableBytes >= create.headLength + create.bodyLength else { break scan }
+                pending.moveReaderIndex(forwardBy: create.headLength)
+                let body = pending.readBytes(length: create.bodyLength) ?? []
+                if create.closes { mode = .closing }
+                answer(create, body: body, context: context)
             }
         }
         finishIfIdle(context: context)
@@ -272,17 +300,21 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
 
     // MARK: - Answering lookups
 
-    private func answer(_ lookup: HTTP1RequestScanner.Lookup, context: ChannelHandlerContext) {
-        let sequence = firstSequence + answers.count
-        answers.append(PendingAnswer(bytes: nil, closes: lookup.closes))
+    /// Queues the place of a request's answer.
+    private func begin(_ route: FastRoute, closes: Bool) -> Exchange {
+        let exchange = Exchange(sequence: firstSequence + answers.count, requestID: RequestID.next(), start: NIODeadline.now(), route: route)
+        answers.append(PendingAnswer(bytes: nil, closes: closes))
         activity.requestStarted()
-        let start = NIODeadline.now()
-        let requestID = RequestID.next()
+        return exchange
+    }
+
+    private func answer(_ lookup: HTTP1RequestScanner.Lookup, context: ChannelHandlerContext) {
+        let exchange = begin(shared.lookupRoute, closes: lookup.closes)
         let role: Role
         do throws(APIError) {
-            role = try authorize(lookup.credentials.authorization)
+            role = try authorize(lookup.credentials.authorization, .reader)
         } catch {
-            respond(error: error, sequence: sequence, requestID: requestID, start: start, context: context)
+            respond(error: error, exchange, context: context)
             return
         }
         let token: SessionToken
@@ -294,7 +326,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         } catch {
             // A malformed or missing token counts as an invalid-session lookup too.
             if error.code == LookupRequest.noSession.code { shared.metrics.recordInvalidSessionLookup(role: role) }
-            respond(error: error, sequence: sequence, requestID: requestID, start: start, context: context)
+            respond(error: error, exchange, context: context)
             return
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -302,28 +334,55 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             let (handler, context) = loopBound.value
             switch result {
             case .success(.found(let session)):
-                handler.respond(found: session, role: role, sequence: sequence, requestID: requestID, start: start, context: context)
+                handler.respond(found: session, role: role, exchange, context: context)
             case .success(.notFound):
-                handler.respond(found: nil, role: role, sequence: sequence, requestID: requestID, start: start, context: context)
+                handler.respond(found: nil, role: role, exchange, context: context)
             case .failure:
-                handler.lookUpFully(token, touch: touch, role: role, sequence: sequence, requestID: requestID, start: start, context: context)
+                handler.lookUpFully(token, touch: touch, role: role, exchange, context: context)
             }
         }
     }
 
-    /// A lookup's API key check (every role may look up), remembered for the connection.
-    private func authorize(_ header: String?) throws(APIError) -> Role {
-        if let header, let authorized, constantTimeEquals(header.utf8, authorized.header.utf8) { return authorized.role }
-        let role = try shared.keys.authorize(header, .reader)
+    /// A create, checked as the router's handler checks it; the store's work runs in a task.
+    private func answer(_ create: HTTP1RequestScanner.Create, body: [UInt8], context: ChannelHandlerContext) {
+        let exchange = begin(shared.createRoute, closes: create.closes)
+        let request: NewSession
+        do {
+            _ = try authorize(create.authorization, .app)
+            request = try SessionRequests.newSession(from: body, policy: shared.store.policy)
+        } catch {
+            respond(error: APIError.answering(error, logger: shared.logger), exchange, context: context)
+            return
+        }
+        let shared = self.shared
+        let promise = context.eventLoop.makePromise(of: SessionStore.Created.self)
+        promise.completeWithTask { try await shared.store.create(request) }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        promise.futureResult.whenComplete { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success(let created):
+                handler.respond(created: created, exchange, context: context)
+            case .failure(let error):
+                handler.respond(error: APIError.answering(error, logger: shared.logger), exchange, context: context)
+            }
+        }
+    }
+
+    /// The API key check, remembered for the connection: a keep-alive client (or a proxy's
+    /// upstream connection) sends the same key with every request.
+    private func authorize(_ header: String?, _ required: Role) throws(APIError) -> Role {
+        if let header, let authorized, authorized.role >= required, constantTimeEquals(header.utf8, authorized.header.utf8) {
+            return authorized.role
+        }
+        let role = try shared.keys.authorize(header, required)
         if let header { authorized = (header, role) }
         return role
     }
 
     /// The full lookup (touch script, retries, redirects, error answers) in a task; the answer
     /// is written back on the channel's event loop.
-    private func lookUpFully(
-        _ token: SessionToken, touch: Bool, role: Role, sequence: Int, requestID: String, start: NIODeadline, context: ChannelHandlerContext
-    ) {
+    private func lookUpFully(_ token: SessionToken, touch: Bool, role: Role, _ exchange: Exchange, context: ChannelHandlerContext) {
         let shared = self.shared
         let promise = context.eventLoop.makePromise(of: Session?.self)
         promise.completeWithTask { try await shared.store.lookup(token, touch: touch) }
@@ -332,37 +391,51 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             let (handler, context) = loopBound.value
             switch result {
             case .success(let session):
-                handler.respond(found: session, role: role, sequence: sequence, requestID: requestID, start: start, context: context)
+                handler.respond(found: session, role: role, exchange, context: context)
             case .failure(let error):
-                handler.respond(
-                    error: APIError.answering(error, logger: shared.logger), sequence: sequence, requestID: requestID, start: start, context: context
-                )
+                handler.respond(error: APIError.answering(error, logger: shared.logger), exchange, context: context)
             }
         }
     }
 
     /// The session as 200, or no session as `invalid_session` (counted for the asking key's
     /// role), as the router's handler answers.
-    private func respond(
-        found session: Session?, role: Role, sequence: Int, requestID: String, start: NIODeadline, context: ChannelHandlerContext
-    ) {
+    private func respond(found session: Session?, role: Role, _ exchange: Exchange, context: ChannelHandlerContext) {
         guard let session else {
             shared.metrics.recordInvalidSessionLookup(role: role)
-            respond(error: LookupRequest.noSession, sequence: sequence, requestID: requestID, start: start, context: context)
+            respond(error: LookupRequest.noSession, exchange, context: context)
             return
         }
         let body = SessionJSON.render(session)
-        finish(sequence: sequence, status: .ok, handle: session.handle.encoded, requestID: requestID, start: start, context: context) { allocator in
+        finish(exchange, status: .ok, handle: session.handle.encoded, context: context) { allocator in
             HTTP1ResponseBytes.render(
-                status: .ok, body: body, requestID: requestID, serverName: shared.serverName, allocator: allocator
+                status: .ok, body: body, requestID: exchange.requestID, serverName: shared.serverName, allocator: allocator
             ) { LookupRequest.writeHeaders(for: session, into: &$0) }
         }
     }
 
-    private func respond(error: APIError, sequence: Int, requestID: String, start: NIODeadline, context: ChannelHandlerContext) {
-        finish(sequence: sequence, status: error.status, handle: nil, requestID: requestID, start: start, context: context) { allocator in
+    /// The new session with its token, as the router's create handler answers it.
+    private func respond(created: SessionStore.Created, _ exchange: Exchange, context: ChannelHandlerContext) {
+        let session = created.session
+        let token = created.token.encoded
+        let body = SessionJSON.render(session, token: token, setCookie: shared.cookie.set(token: token, session: session))
+        finish(exchange, status: .created, handle: session.handle.encoded, context: context) { allocator in
             HTTP1ResponseBytes.render(
-                status: error.status, body: error.body, requestID: requestID, serverName: shared.serverName, allocator: allocator
+                status: .created, body: body, requestID: exchange.requestID, serverName: shared.serverName, allocator: allocator
+            ) { buffer in
+                buffer.writeStaticString("Content-Type: application/json\r\nCache-Control: no-store\r\nX-Session-Handle: ")
+                buffer.writeString(session.handle.encoded)
+                buffer.writeStaticString("\r\nETag: \"")
+                buffer.writeString(String(session.version))
+                buffer.writeStaticString("\"\r\n")
+            }
+        }
+    }
+
+    private func respond(error: APIError, _ exchange: Exchange, context: ChannelHandlerContext) {
+        finish(exchange, status: error.status, handle: nil, context: context) { allocator in
+            HTTP1ResponseBytes.render(
+                status: error.status, body: error.body, requestID: exchange.requestID, serverName: shared.serverName, allocator: allocator
             ) { buffer in
                 for field in error.responseHeaders { HTTP1ResponseBytes.write(field, into: &buffer) }
             }
@@ -372,16 +445,16 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     /// Logs and counts the answer as `RequestLogMiddleware` does, then renders it and writes
     /// it in its turn.
     private func finish(
-        sequence: Int, status: HTTPResponse.Status, handle: String?, requestID: String, start: NIODeadline,
-        context: ChannelHandlerContext, render: (ByteBufferAllocator) -> ByteBuffer
+        _ exchange: Exchange, status: HTTPResponse.Status, handle: String?, context: ChannelHandlerContext,
+        render: (ByteBufferAllocator) -> ByteBuffer
     ) {
-        let elapsed = NIODeadline.now() - start
-        shared.lookupMetrics.record(status: status.code, nanoseconds: elapsed.nanoseconds)
+        let elapsed = NIODeadline.now() - exchange.start
+        exchange.route.metrics.record(status: status.code, nanoseconds: elapsed.nanoseconds)
         shared.requestLog.record(
-            requestID: requestID, method: "GET", route: APIRoute.lookupPath,
+            requestID: exchange.requestID, method: exchange.route.method, route: exchange.route.path,
             status: status.code, elapsed: elapsed, handle: handle
         )
-        let index = sequence - firstSequence
+        let index = exchange.sequence - firstSequence
         // The connection closed meanwhile: nothing is waiting for this answer any more.
         guard index >= 0, index < answers.count else { return }
         answers[answers.index(answers.startIndex, offsetBy: index)].bytes = render(context.channel.allocator)

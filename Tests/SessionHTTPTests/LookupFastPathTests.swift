@@ -3,8 +3,9 @@ import NIOCore
 import NIOPosix
 import Testing
 
-/// `GET /v1/session` is answered in front of the router (`SessionLookupChannelHandler`); a GET
-/// that announces a body (`Content-Length: 0`) still goes through the router's handler. Both
+/// `GET /v1/session` and `POST /v1/sessions` are answered in front of the router
+/// (`SessionLookupChannelHandler`); a GET that announces a body (`Content-Length: 0`) still goes
+/// through the router's handler, and so does a request with options in `Connection`. Both
 /// must give the same answer to every request, and keep-alive connections must get their
 /// answers in order whichever path served them.
 @Suite(.timeLimit(.minutes(2))) struct LookupFastPathTests {
@@ -44,6 +45,49 @@ import Testing
                 #expect(fast.text == routed.text, "\(name): \(fast.text) vs \(routed.text)")
                 #expect(Self.comparable(fast) == Self.comparable(routed), "\(name)")
                 #expect(fast.headers["X-Request-Id"].first?.isEmpty == false && fast.headers["Date"].first?.hasSuffix(" GMT") == true, "\(name)")
+            }
+        }
+    }
+
+    /// Creates are answered in front of the router too. A second `Connection` field sends the
+    /// same request to the router's handler; both must answer alike, errors word for word.
+    @Test func createsAnswerAlikeOnBothPaths() async throws {
+        try await Sessiond.with(settings: ["SESSIOND_IDLE_TIMEOUT": "600"]) { server in
+            let app = ("Authorization", "Bearer \(TestKeys.app)")
+            let cases: [(String, [(String, String)], String)] = [
+                ("valid", [app], #"{"user_id":"alike","data":{"theme":"dark"},"idle_timeout":60,"ip":"10.0.0.1","user_agent":"Test/1"}"#),
+                ("valid, minimal", [app, ("Content-Type", "text/plain")], #"{"user_id":"alike"}"#),
+                ("malformed JSON", [app], #"{"user_id":"#),
+                ("empty body", [app], ""),
+                ("not an object", [app], "[1]"),
+                ("member given twice", [app], #"{"user_id":"a","user_id":"b"}"#),
+                ("unknown field", [app], #"{"user_id":"a","admin":true}"#),
+                ("idle_timeout over the limit", [app], #"{"user_id":"a","idle_timeout":601}"#),
+                ("reader key", [("Authorization", "Bearer \(TestKeys.reader)")], #"{"user_id":"a"}"#),
+                ("no key", [], #"{"user_id":"a"}"#),
+                ("Basic scheme", [("Authorization", "Basic \(TestKeys.app)")], #"{"user_id":"a"}"#),
+                ("two Authorization fields", [app, app], #"{"user_id":"a"}"#),
+            ]
+            for (name, headers, body) in cases {
+                let fast = try await server.client.send(.POST, "/v1/sessions", headers: headers, body: Array(body.utf8))
+                let routed = try await server.client.send(.POST, "/v1/sessions", headers: headers + [("Connection", "Keep-Alive")], body: Array(body.utf8))
+                #expect(fast.status == routed.status, "\(name): \(fast.status) vs \(routed.status)")
+                #expect(fast.headers["X-Request-Id"].first?.isEmpty == false && fast.headers["Date"].first?.hasSuffix(" GMT") == true, "\(name)")
+                guard fast.status == 201, routed.status == 201 else {
+                    #expect(fast.text == routed.text, "\(name): \(fast.text) vs \(routed.text)")
+                    #expect(Self.comparable(fast) == Self.comparable(routed), "\(name)")
+                    continue
+                }
+                // Each create makes its own session: same fields and headers, other token and handle.
+                let (fastJSON, routedJSON) = (try fast.json(), try routed.json())
+                #expect(Set(fastJSON.keys) == Set(routedJSON.keys), "\(name)")
+                for field in ["user_id", "data", "version", "ip", "user_agent"] {
+                    #expect("\(fastJSON[field] ?? "none")" == "\(routedJSON[field] ?? "none")", "\(name): \(field)")
+                }
+                #expect(Set(Self.comparable(fast).keys) == Set(Self.comparable(routed).keys), "\(name)")
+                #expect(fast.headers["X-Session-Handle"].first == fastJSON["handle"] as? String)
+                let token = try #require(fastJSON["token"] as? String)
+                #expect(try await server.lookup(token).status == 200, "\(name): the fast path's session exists")
             }
         }
     }
