@@ -77,15 +77,20 @@ struct JSONWriter {
         if needsComma { buffer.writeInteger(UInt8(ascii: ",")) }
     }
 
+    /// A JSON string: quotes, backslashes and control characters escaped, everything else as
+    /// is. Scans the UTF-8 bytes in place and writes each unescaped run at once (every answer
+    /// writes several strings: handle, user id, token, cookie).
     static func writeEscaped(_ value: String, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "\""))
-        let utf8 = value.utf8
-        var pending = utf8.startIndex
-        var index = utf8.startIndex
-        while index != utf8.endIndex {
-            let byte = utf8[index]
-            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                buffer.writeBytes(utf8[pending..<index])
+        var value = value
+        value.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
+            buffer.reserveCapacity(minimumWritableBytes: bytes.count + 2)
+            buffer.writeInteger(UInt8(ascii: "\""))
+            var pending = 0
+            for index in bytes.indices {
+                let byte = bytes[index]
+                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[pending..<index]))
                 switch byte {
                 case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
                 case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
@@ -97,12 +102,11 @@ struct JSONWriter {
                     buffer.writeInteger(hexDigits[Int(byte >> 4)])
                     buffer.writeInteger(hexDigits[Int(byte & 0xF)])
                 }
-                pending = utf8.index(after: index)
+                pending = index + 1
             }
-            index = utf8.index(after: index)
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[pending...]))
+            buffer.writeInteger(UInt8(ascii: "\""))
         }
-        buffer.writeBytes(utf8[pending..<utf8.endIndex])
-        buffer.writeInteger(UInt8(ascii: "\""))
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
