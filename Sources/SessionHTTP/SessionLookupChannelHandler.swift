@@ -39,6 +39,8 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         let lookupRoute: FastRoute
         let createRoute: FastRoute
         let requestLog: RequestLog
+        /// The router's limit for a create's body; a longer one is the router's to refuse.
+        let bodyLimit: Int
 
         init(store: SessionStore, keys: APIKeyRing, cookie: SessionCookie, serverName: String, logger: Logger, metrics: ServiceMetrics) {
             self.store = store
@@ -50,6 +52,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             lookupRoute = FastRoute(method: "GET", path: APIRoute.lookupPath, metrics: metrics.route(method: "GET", path: APIRoute.lookupPath))
             createRoute = FastRoute(method: "POST", path: APIRoute.createPath, metrics: metrics.route(method: "POST", path: APIRoute.createPath))
             requestLog = RequestLog(logger: logger)
+            bodyLimit = SessionRequests.bodyLimit(policy: store.policy)
         }
     }
 
@@ -113,6 +116,9 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     /// time was 3 % of a lookup. Compared in constant time: a proxy's connection may carry
     /// several clients' keys.
     private var authorized: (header: String, role: Role)?
+    /// A create whose head is read and whose body is still arriving: its head is not scanned
+    /// again on every read.
+    private var awaitedCreate: HTTP1RequestScanner.Create?
 
     /// `activity` is the connection's idle timer, told of each request answered here.
     init(shared: Shared, activity: IdleConnectionHandler) {
@@ -124,6 +130,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         mode = .closing
         pending.clear()
         answers.removeAll()
+        awaitedCreate = nil
         context.fireChannelInactive()
     }
 
@@ -207,7 +214,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         isScanning = true
         defer { isScanning = false }
         scan: while case .scanning = mode, !quiescing, answers.count < Self.maxAnswersInProgress, pending.readableBytes > 0 {
-            switch HTTP1RequestScanner.scan(pending) {
+            switch awaitedCreate.map(HTTP1RequestScanner.Result.create) ?? HTTP1RequestScanner.scan(pending) {
             case .incomplete:
                 break scan
             case .unsupported:
@@ -220,9 +227,17 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
                 pending.moveReaderIndex(forwardBy: lookup.length)
                 if lookup.closes { mode = .closing }
                 answer(lookup, context: context)
+            case .create(let create) where create.bodyLength > shared.bodyLimit:
+                // Over the router's limit (a small `SESSIOND_MAX_DATA_BYTES`): it answers 413.
+                mode = .holding(.route(length: create.headLength + create.bodyLength))
+                releaseHeld(context: context)
             case .create(let create):
                 // The body may still be on its way; reads go on (it is far below the limit).
-                guard pending.readableBytes >= create.headLength + create.bodyLength else { break scan }
+                guard pending.readableBytes >= create.headLength + create.bodyLength else {
+                    awaitedCreate = create
+                    break scan
+                }
+                awaitedCreate = nil
                 pending.moveReaderIndex(forwardBy: create.headLength)
                 let body = pending.readBytes(length: create.bodyLength) ?? []
                 if create.closes { mode = .closing }

@@ -7,12 +7,15 @@ enum SessionRequests {
     static let maxIPLength = 64
     static let maxUserAgentLength = 512
 
+    /// Bodies are JSON around at most one `data` object; anything larger is refused unread.
+    static func bodyLimit(policy: SessionPolicy) -> Int { 4 * policy.maxDataBytes + 8192 }
+
     static func parseObject(_ body: [UInt8], what: String) throws -> [String: JSONValue] {
         let value: JSONValue
         do {
             value = try JSONValue.parse(body)
         } catch .duplicateName(let name) {
-            throw APIError.invalidRequest("\(what) names the member '\(name.prefix(64))' twice in one object")
+            throw APIError.invalidRequest("\(what) names the member '\(name.prefix(64))' twice in one object (canonically equivalent Unicode names count as the same)")
         } catch .tooDeep {
             throw APIError.invalidRequest("\(what) nests arrays and objects deeper than \(JSONValue.maxNestingDepth) levels")
         } catch {

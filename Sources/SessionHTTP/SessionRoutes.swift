@@ -12,8 +12,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     let cookie: SessionCookie
     let metrics: ServiceMetrics
 
-    /// Bodies are JSON around at most one `data` object; anything larger is refused unread.
-    var bodyLimit: Int { 4 * store.policy.maxDataBytes + 8192 }
+    var bodyLimit: Int { SessionRequests.bodyLimit(policy: store.policy) }
 
     func register(on router: Router<Context>) {
         for route in APIRoute.all {

@@ -4,6 +4,7 @@ public enum JSONParseError: Error, Equatable, Sendable {
     case malformed(offset: Int)
     /// An object names the same member twice. RFC 8259 leaves the meaning open, and two readers
     /// that pick different copies (a proxy, a log, this service) would see different requests.
+    /// Names are Swift strings, so two canonically equivalent spellings count as one name.
     case duplicateName(String)
     /// Nested deeper than `JSONValue.maxNestingDepth` arrays and objects.
     case tooDeep
@@ -218,7 +219,9 @@ struct JSONParser {
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
         if isIntegerText, let integer = Int64(text) { return .integer(integer) }
         guard let double = Double(text), double.isFinite else { throw .malformed(offset: start) }
-        if let integer = Int64(exactly: double) { return .integer(integer) }
+        // Integer text that Int64 refused is out of its range, even where the double rounds
+        // back into it (-9223372036854775809 to -2^63).
+        if !isIntegerText, let integer = Int64(exactly: double) { return .integer(integer) }
         return .number(double)
     }
 

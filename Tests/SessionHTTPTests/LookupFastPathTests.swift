@@ -92,6 +92,20 @@ import Testing
         }
     }
 
+    /// With a small `SESSIOND_MAX_DATA_BYTES` the router's body cap (4 × it + 8192) is below the
+    /// fast path's 16 KiB: a body between the two is refused (413) on both paths, unread.
+    @Test func createOverTheBodyCapIsRefusedOnBothPaths() async throws {
+        try await Sessiond.with(settings: ["SESSIOND_MAX_DATA_BYTES": "1024"]) { server in
+            let body = Array((#"{"user_id":"capped"}"# + String(repeating: " ", count: 13000)).utf8)
+            let app = ("Authorization", "Bearer \(TestKeys.app)")
+            let fast = try await server.client.send(.POST, "/v1/sessions", headers: [app], body: body)
+            let routed = try await server.client.send(.POST, "/v1/sessions", headers: [app, ("Connection", "Keep-Alive")], body: body)
+            #expect(fast.status == 413 && fast.errorCode == "payload_too_large", "\(fast.status) \(fast.text)")
+            #expect(fast.text == routed.text)
+            #expect(try await server.redisKeys().isEmpty, "nothing was created")
+        }
+    }
+
     /// A lookup due for a touch answers the session as read and slides it right after: the
     /// stored last activity and idle end move, and a lookup with `touch=false` moves nothing.
     @Test func aDueTouchSlidesTheSessionAfterTheAnswer() async throws {
