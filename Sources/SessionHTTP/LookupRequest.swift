@@ -31,11 +31,8 @@ enum LookupRequest {
     /// checking each value cost a visible share of a lookup). User ids carry no control
     /// characters (`SessionRequests.userID`). `LookupFastPathTests` checks that both agree.
     static func writeHeaders(for session: Session, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("Content-Type: application/json\r\nCache-Control: no-store\r\nX-Session-Handle: ")
-        buffer.writeString(session.handle.encoded)
-        buffer.writeStaticString("\r\nETag: \"")
-        buffer.writeString(String(session.version))
-        buffer.writeStaticString("\"\r\nX-Session-User-Id: ")
+        HTTP1ResponseBytes.writeSessionHeaders(for: session, into: &buffer)
+        buffer.writeStaticString("X-Session-User-Id: ")
         buffer.writeString(session.userID)
         buffer.writeStaticString("\r\n")
     }

@@ -112,7 +112,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     private var inputClosed = false
     private var quiescing = false
     /// The last Authorization value that passed here, and its role. A keep-alive client (or a
-    /// proxy's upstream connection) sends the same key with every lookup, and hashing it each
+    /// proxy's upstream connection) sends the same key with every request, and hashing it each
     /// time was 3 % of a lookup. Compared in constant time: a proxy's connection may carry
     /// several clients' keys.
     private var authorized: (header: String, role: Role)?
@@ -384,8 +384,8 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         }
     }
 
-    /// The API key check, remembered for the connection: a keep-alive client (or a proxy's
-    /// upstream connection) sends the same key with every request.
+    /// The API key check, through the connection's remembered key (`authorized`) when its role
+    /// suffices; otherwise the key ring answers, with the router's errors.
     private func authorize(_ header: String?, _ required: Role) throws(APIError) -> Role {
         if let header, let authorized, authorized.role >= required, constantTimeEquals(header.utf8, authorized.header.utf8) {
             return authorized.role
@@ -437,13 +437,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         finish(exchange, status: .created, handle: session.handle.encoded, context: context) { allocator in
             HTTP1ResponseBytes.render(
                 status: .created, body: body, requestID: exchange.requestID, serverName: shared.serverName, allocator: allocator
-            ) { buffer in
-                buffer.writeStaticString("Content-Type: application/json\r\nCache-Control: no-store\r\nX-Session-Handle: ")
-                buffer.writeString(session.handle.encoded)
-                buffer.writeStaticString("\r\nETag: \"")
-                buffer.writeString(String(session.version))
-                buffer.writeStaticString("\"\r\n")
-            }
+            ) { HTTP1ResponseBytes.writeSessionHeaders(for: session, into: &$0) }
         }
     }
 
@@ -536,6 +530,16 @@ enum HTTP1ResponseBytes {
         buffer.writeStaticString("\r\n\r\n")
         buffer.writeImmutableBuffer(body)
         return buffer
+    }
+
+    /// The headers of an answer that carries a session, as `SessionRoutes.json(_:_:session:)`
+    /// sets them: type, no caching, handle and version.
+    static func writeSessionHeaders(for session: Session, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("Content-Type: application/json\r\nCache-Control: no-store\r\nX-Session-Handle: ")
+        buffer.writeString(session.handle.encoded)
+        buffer.writeStaticString("\r\nETag: \"")
+        buffer.writeString(String(session.version))
+        buffer.writeStaticString("\"\r\n")
     }
 
     static func write(_ field: HTTPField, into buffer: inout ByteBuffer) {

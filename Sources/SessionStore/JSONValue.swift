@@ -24,7 +24,8 @@ public enum JSONValue: Sendable, Equatable, Encodable {
         }
     }
 
-    /// How deep arrays and objects may nest in parsed text (what `JSONDecoder` allowed).
+    /// How deep arrays and objects may nest in parsed text; deeper text is refused, which also
+    /// bounds the parser's recursion.
     public static let maxNestingDepth = 512
 
     /// Parses UTF-8 JSON text (`JSONParser`); throws on anything malformed, including invalid
