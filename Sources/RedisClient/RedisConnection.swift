@@ -114,17 +114,15 @@ public final class RedisConnection: Sendable {
 
     /// Writes a command and returns the future of its raw reply (error replies included).
     func sendRaw(_ command: RedisCommand) -> EventLoopFuture<RESPValue> {
-        var buffer = channel.allocator.buffer(capacity: 64)
-        command.encode(into: &buffer)
         let reply = channel.eventLoop.makePromise(of: RESPValue.self)
-        write(buffer, replies: [reply])
+        write(command.encoded, replies: [reply])
         return reply.futureResult
     }
 
     /// Writes `commands` as one buffer and returns the futures of their raw replies.
     func sendRaw(_ commands: [RedisCommand]) -> [EventLoopFuture<RESPValue>] {
-        var buffer = channel.allocator.buffer(capacity: 64 * commands.count)
-        for command in commands { command.encode(into: &buffer) }
+        var buffer = channel.allocator.buffer(capacity: commands.reduce(0) { $0 + $1.encoded.readableBytes })
+        for command in commands { buffer.writeImmutableBuffer(command.encoded) }
         let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
         write(buffer, replies: promises)
         return promises.map(\.futureResult)

@@ -95,17 +95,23 @@ public final class SessionStore: Sendable {
         RedisArgument(policy.keyPrefix + "{" + tagText + "}" + member)
     }
 
-    /// The session keys of index members, built as bytes: a listing builds one per member of the
-    /// index, and String concatenation was a fifth of its time at 10,000 members.
+    /// What the session keys of one tag start with: `{prefix}{TAG}`, to which a member is appended.
+    private func sessionKeyPrefix(tagText: some StringProtocol) -> [UInt8] {
+        var prefix = Array(policy.keyPrefix.utf8)
+        prefix.append(UInt8(ascii: "{"))
+        prefix.append(contentsOf: tagText.utf8)
+        prefix.append(UInt8(ascii: "}"))
+        return prefix
+    }
+
+    /// The session keys of index members, built as bytes: a force-logout chunk builds 500, and
+    /// String concatenation was a fifth of a listing's time when it built them that way.
     private func sessionKeys(tagText: some StringProtocol, members: some Collection<String>) -> [RedisArgument] {
-        var head = Array(policy.keyPrefix.utf8)
-        head.append(UInt8(ascii: "{"))
-        head.append(contentsOf: tagText.utf8)
-        head.append(UInt8(ascii: "}"))
+        let prefix = sessionKeyPrefix(tagText: tagText)
         return members.map { member in
             var key = [UInt8]()
-            key.reserveCapacity(head.count + member.utf8.count)
-            key.append(contentsOf: head)
+            key.reserveCapacity(prefix.count + member.utf8.count)
+            key.append(contentsOf: prefix)
             key.append(contentsOf: member.utf8)
             return RedisArgument(key)
         }
@@ -397,8 +403,9 @@ public final class SessionStore: Sendable {
             let batch = live.prefix(wanted)
             more = live.count > batch.count
             if batch.isEmpty { break }
-            let keys = sessionKeys(tagText: tag.text, members: batch)
-            let records = try await redis.send(RedisCommand("MGET", keys), routingKey: index)
+            let records = try await redis.send(
+                RedisCommand("MGET", prefix: sessionKeyPrefix(tagText: tag.text), suffixes: batch), routingKey: index
+            )
             guard let values = records.array, values.count == batch.count else { throw SessionStoreError.unexpectedReply("MGET: unexpected reply shape") }
             for (member, value) in zip(batch, values) {
                 guard let record = value.bytes else {
@@ -446,29 +453,32 @@ public final class SessionStore: Sendable {
     }
 
     /// Members whose session key no longer exists: one multi-key EXISTS per batch (all sent at
-    /// once, pipelined), and key by key only in batches that came up short.
+    /// once, pipelined), and only a batch that comes up short is looked into.
     private func endedMembers(_ members: [String], tagText: String, index: RedisArgument) async throws -> Set<String> {
-        let batches = stride(from: 0, to: members.count, by: existsBatch).map { Array(members[$0..<min($0 + existsBatch, members.count)]) }
+        let prefix = sessionKeyPrefix(tagText: tagText)
         return try await withThrowingTaskGroup(of: [String].self) { group in
-            for batch in batches {
-                group.addTask {
-                    let keys = self.sessionKeys(tagText: tagText, members: batch)
-                    let live = try await self.redis.send(RedisCommand("EXISTS", keys), routingKey: index).integer
-                    guard let live else { throw SessionStoreError.unexpectedReply("EXISTS") }
-                    if live == batch.count { return [] }
-                    var dead = [String]()
-                    for (member, key) in zip(batch, keys) {
-                        if try await self.redis.send(RedisCommand("EXISTS", key), routingKey: index).integer == 0 {
-                            dead.append(member)
-                        }
-                    }
-                    return dead
-                }
+            for start in stride(from: 0, to: members.count, by: existsBatch) {
+                let batch = members[start..<min(start + existsBatch, members.count)]
+                group.addTask { try await self.ended(batch, prefix: prefix, index: index) }
             }
             var dead = Set<String>()
             for try await batch in group { dead.formUnion(batch) }
             return dead
         }
+    }
+
+    /// The members of `batch` whose session key no longer exists, by halving: a batch that comes
+    /// up short is split and both halves are counted again, concurrently, so k ended sessions
+    /// among n cost about 2k·log₂(n) small EXISTS in log₂(n) rounds, not n round trips.
+    private func ended(_ batch: ArraySlice<String>, prefix: [UInt8], index: RedisArgument) async throws -> [String] {
+        let reply = try await redis.send(RedisCommand("EXISTS", prefix: prefix, suffixes: batch), routingKey: index)
+        guard let live = reply.integer else { throw SessionStoreError.unexpectedReply("EXISTS") }
+        if live == batch.count { return [] }
+        if live == 0 { return Array(batch) }
+        let middle = batch.startIndex + batch.count / 2
+        async let lower = ended(batch[..<middle], prefix: prefix, index: index)
+        let upper = try await ended(batch[middle...], prefix: prefix, index: index)
+        return try await lower + upper
     }
 
     /// Revokes every session of the user that existed when this call began (all but `except`).

@@ -27,6 +27,48 @@ struct ReplyTests {
         }
     }
 
+    @Test("argument lengths and counts at every decimal boundary reach Redis as sent")
+    func lengthBoundaries() async throws {
+        let configuration = try SharedRedis.configuration()
+        try await withRedisClient(configuration) { client in
+            for length in [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 9999, 10_000, 100_001] {
+                let value = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+                #expect(try await client.send("ECHO", RedisArgument(value)) == .bulkString(value), "length \(length)")
+            }
+            // 1, 9, 10, 11 and 100 arguments after the name: the array's count in one to three digits.
+            for count in [1, 9, 10, 11, 100] {
+                let values = (0..<count).map { RedisArgument("v\($0)") }
+                let key = uniqueKey("list")
+                #expect(try await client.send(RedisCommand("RPUSH", [RedisArgument(key)] + values)) == .integer(Int64(count)))
+                let stored = try await client.send("LRANGE", RedisArgument(key), 0, -1)
+                #expect(stored == .array(values.map { .bulkString($0.bytes) }), "count \(count)")
+                _ = try await client.send("DEL", RedisArgument(key))
+            }
+        }
+    }
+
+    @Test("a command of keys sharing a prefix names each key whole, in order")
+    func prefixedArguments() async throws {
+        let configuration = try SharedRedis.configuration()
+        try await withRedisClient(configuration) { client in
+            let prefix = Array(uniqueKey("pre").utf8) + [0, 13, 10]
+            let suffixes = (0..<12).map { "s\($0)" } + ["", "é\u{0}x"]
+            for (position, suffix) in suffixes.enumerated() where position % 3 != 1 {
+                let key = RedisArgument(prefix + Array(suffix.utf8))
+                _ = try await client.send("SET", key, RedisArgument("value \(position)"))
+            }
+            let written = suffixes.indices.filter { $0 % 3 != 1 }
+            #expect(try await client.send(RedisCommand("EXISTS", prefix: prefix, suffixes: suffixes)) == .integer(Int64(written.count)))
+            let values = try await client.send(RedisCommand("MGET", prefix: prefix, suffixes: suffixes))
+            let expected: [RESPValue] = suffixes.indices.map { $0 % 3 != 1 ? .bulkString(Array("value \($0)".utf8)) : .null }
+            #expect(values == .array(expected))
+            // A slice of the suffixes, as the store sends a page.
+            #expect(try await client.send(RedisCommand("EXISTS", prefix: prefix, suffixes: suffixes[2..<5])) == .integer(2))
+            _ = try await client.send(RedisCommand("DEL", prefix: prefix, suffixes: suffixes))
+            #expect(try await client.send(RedisCommand("EXISTS", prefix: prefix, suffixes: suffixes)) == .integer(0))
+        }
+    }
+
     @Test("a 1 MiB value round-trips byte for byte")
     func oneMebibyte() async throws {
         let configuration = try SharedRedis.configuration()

@@ -92,4 +92,52 @@ import Testing
             #expect(expired == 1, "\(seen)")
         }
     }
+
+    /// Liveness is checked 500 index members per EXISTS, and a batch that comes up short is
+    /// halved until its ended members are found. The first 500 sessions (the first batch) all
+    /// expire; after them, every 47th of 700 does, scattered over the other two batches.
+    @Test func listingFindsEveryExpiredSessionAmongMany() async throws {
+        try await Sessiond.with { server in
+            let user = "crowd"
+            let early = try await Self.create(server, user: user, count: 500) { _ in true }
+            let later = try await Self.create(server, user: user, count: 700) { $0 % 47 == 0 }
+            let short = (early + later).filter(\.shortLived).map(\.session)
+            let long = Set((early + later).filter { !$0.shortLived }.map(\.session.handle))
+            #expect(short.count == 515 && long.count == 685)
+            let lastExpiry = try short.map { try GuaranteeTests.time($0, "idle_expires_at") }.max()!
+            try await GuaranteeTests.sleep(until: lastExpiry + 0.5)
+            let expiredBefore = try await Self.scrape(server).samples["sessiond_sessions_expired_total"] ?? 0
+
+            let page = try await server.list(user: user, query: "?limit=1000").json()
+            let listed = try #require(page["sessions"] as? [[String: Any]]).compactMap { $0["handle"] as? String }
+            #expect(page["total"] as? Int == long.count)
+            #expect(listed.count == long.count && Set(listed) == long, "every live session, and no expired one")
+            let expiredAfter = try await Self.scrape(server).samples["sessiond_sessions_expired_total"] ?? 0
+            #expect(expiredAfter - expiredBefore == Double(short.count), "each expired entry found and dropped once")
+
+            // Their index entries are gone: a second listing finds nothing more to drop.
+            #expect(try await server.list(user: user, query: "?limit=1").json()["total"] as? Int == long.count)
+            #expect(try await Self.scrape(server).samples["sessiond_sessions_expired_total"] == expiredAfter)
+        }
+    }
+
+    /// `count` sessions of `user`, eight creates at a time; those `shortLived(i)` picks get a
+    /// 1-second idle timeout.
+    private static func create(
+        _ server: Sessiond, user: String, count: Int, shortLived: @escaping @Sendable (Int) -> Bool
+    ) async throws -> [(shortLived: Bool, session: Sessiond.CreatedSession)] {
+        try await withThrowingTaskGroup(of: (shortLived: Bool, session: Sessiond.CreatedSession).self) { group in
+            var made = [(shortLived: Bool, session: Sessiond.CreatedSession)]()
+            for index in 0..<count {
+                if index >= 8, let next = try await group.next() { made.append(next) }
+                group.addTask {
+                    shortLived(index)
+                        ? (true, try await server.create(["user_id": user, "idle_timeout": 1]))
+                        : (false, try await server.create(user: user))
+                }
+            }
+            for try await next in group { made.append(next) }
+            return made
+        }
+    }
 }
