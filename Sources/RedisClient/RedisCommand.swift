@@ -4,7 +4,9 @@ import NIOCore
 ///
 /// Encoded once, into a buffer of the exact size, when the command is built: a listing sends
 /// 10,000 session keys, and writing argument by argument into a growing buffer (each write
-/// checked, the buffer reallocated as it doubled) was a fifth of its time.
+/// checked, the buffer reallocated as it doubled) was a fifth of its time. Encoded here rather
+/// than by hiredis's `redisFormatCommandArgv`, whose C interface needed three arrays and a
+/// `malloc` per command and formatted each length with `sprintf`.
 public struct RedisCommand: Sendable {
     let encoded: ByteBuffer
 
