@@ -94,16 +94,20 @@ import Testing
     }
 
     /// Liveness is checked 500 index members per EXISTS, and a batch that comes up short is
-    /// halved until its ended members are found. The first 500 sessions (the first batch) all
-    /// expire; after them, every 47th of 700 does, scattered over the other two batches.
+    /// halved until its ended members are found. The first batch is one live session and 499
+    /// that expire; after them, every 47th of 700 expires, scattered over the other two batches.
     @Test func listingFindsEveryExpiredSessionAmongMany() async throws {
         try await Sessiond.with { server in
             let user = "crowd"
-            let early = try await Self.create(server, user: user, count: 500) { _ in true }
+            // Long-lived and created first, so that it holds the index up: an index lives as long
+            // as its longest-lived session, and a Redis stalled by another test for over a second
+            // would otherwise let it expire under the short-lived ones.
+            let anchor = try await server.create(user: user)
+            let early = try await Self.create(server, user: user, count: 499) { _ in true }
             let later = try await Self.create(server, user: user, count: 700) { $0 % 47 == 0 }
             let short = (early + later).filter(\.shortLived).map(\.session)
-            let long = Set((early + later).filter { !$0.shortLived }.map(\.session.handle))
-            #expect(short.count == 515 && long.count == 685)
+            let long = Set([anchor.handle] + (early + later).filter { !$0.shortLived }.map(\.session.handle))
+            #expect(short.count == 514 && long.count == 686)
             let lastExpiry = try short.map { try GuaranteeTests.time($0, "idle_expires_at") }.max()!
             try await GuaranteeTests.sleep(until: lastExpiry + 0.5)
             let expiredBefore = try await Self.scrape(server).samples["sessiond_sessions_expired_total"] ?? 0
