@@ -3,8 +3,8 @@ import NIOCore
 /// Reads one HTTP/1 request head from the front of a connection's bytes, for the fast path of
 /// lookups and creates. It is stricter than NIO's parser on purpose: whatever it accepts, NIO's
 /// parser reads the same way (same head end, same body length), so a request it passes on to
-/// the router is framed alike. Anything it is unsure of is `unsupported`, and the connection then goes to
-/// NIO's parser for good, which answers or refuses it as it always has.
+/// the router is framed alike. Anything it is unsure of is `unsupported`, and the connection
+/// then goes to NIO's parser for good, which answers or refuses it as it always has.
 enum HTTP1RequestScanner {
     /// A `GET /v1/session` the fast path answers itself.
     struct Lookup {

@@ -384,8 +384,9 @@ public final class SessionStore: Sendable {
         let index = indexKey(tagText: tag.text, userID: userID)
         // Members only: with WITHSCORES Redis formats every score as a double, which cost 5 ms of
         // the 6.5 ms that ZRANGE took for 10,000 members. The page finds its place by score below.
+        let keyPrefix = sessionKeyPrefix(tagText: tag.text)
         let members = try await indexMembers(index, "0", "-1")
-        let dead = try await endedMembers(members, tagText: tag.text, index: index)
+        let dead = try await endedMembers(members, keyPrefix: keyPrefix, index: index)
         try await dropEnded(dead, from: index)
         // Read the page's records; a session that ended since the check is skipped, not counted,
         // dropped from the index like the others, and the page is filled from the members after it.
@@ -404,7 +405,7 @@ public final class SessionStore: Sendable {
             more = live.count > batch.count
             if batch.isEmpty { break }
             let records = try await redis.send(
-                RedisCommand("MGET", prefix: sessionKeyPrefix(tagText: tag.text), suffixes: batch), routingKey: index
+                RedisCommand("MGET", prefix: keyPrefix, suffixes: batch), routingKey: index
             )
             guard let values = records.array, values.count == batch.count else { throw SessionStoreError.unexpectedReply("MGET: unexpected reply shape") }
             for (member, value) in zip(batch, values) {
@@ -454,12 +455,11 @@ public final class SessionStore: Sendable {
 
     /// Members whose session key no longer exists: one multi-key EXISTS per batch (all sent at
     /// once, pipelined), and only a batch that comes up short is looked into.
-    private func endedMembers(_ members: [String], tagText: String, index: RedisArgument) async throws -> Set<String> {
-        let prefix = sessionKeyPrefix(tagText: tagText)
-        return try await withThrowingTaskGroup(of: [String].self) { group in
+    private func endedMembers(_ members: [String], keyPrefix: [UInt8], index: RedisArgument) async throws -> Set<String> {
+        try await withThrowingTaskGroup(of: [String].self) { group in
             for start in stride(from: 0, to: members.count, by: existsBatch) {
                 let batch = members[start..<min(start + existsBatch, members.count)]
-                group.addTask { try await self.ended(batch, prefix: prefix, index: index) }
+                group.addTask { try await self.ended(batch, keyPrefix: keyPrefix, index: index) }
             }
             var dead = Set<String>()
             for try await batch in group { dead.formUnion(batch) }
@@ -470,14 +470,14 @@ public final class SessionStore: Sendable {
     /// The members of `batch` whose session key no longer exists, by halving: a batch that comes
     /// up short is split and both halves are counted again, concurrently, so k ended sessions
     /// among n cost about 2k·log₂(n) small EXISTS in log₂(n) rounds, not n round trips.
-    private func ended(_ batch: ArraySlice<String>, prefix: [UInt8], index: RedisArgument) async throws -> [String] {
-        let reply = try await redis.send(RedisCommand("EXISTS", prefix: prefix, suffixes: batch), routingKey: index)
+    private func ended(_ batch: ArraySlice<String>, keyPrefix: [UInt8], index: RedisArgument) async throws -> [String] {
+        let reply = try await redis.send(RedisCommand("EXISTS", prefix: keyPrefix, suffixes: batch), routingKey: index)
         guard let live = reply.integer else { throw SessionStoreError.unexpectedReply("EXISTS") }
         if live == batch.count { return [] }
         if live == 0 { return Array(batch) }
         let middle = batch.startIndex + batch.count / 2
-        async let lower = ended(batch[..<middle], prefix: prefix, index: index)
-        let upper = try await ended(batch[middle...], prefix: prefix, index: index)
+        async let lower = ended(batch[..<middle], keyPrefix: keyPrefix, index: index)
+        let upper = try await ended(batch[middle...], keyPrefix: keyPrefix, index: index)
         return try await lower + upper
     }
 
