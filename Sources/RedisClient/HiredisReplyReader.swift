@@ -16,7 +16,7 @@ final class HiredisReplyReader {
 
     init() {
         guard let reader = redisReaderCreateWithFunctions(replyFunctions) else {
-            fatalError("redisReaderCreate: out of memory")
+            fatalError("redisReaderCreateWithFunctions: out of memory")
         }
         self.reader = reader
         reader.pointee.privdata = Unmanaged.passUnretained(self).toOpaque()
