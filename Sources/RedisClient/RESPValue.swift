@@ -1,4 +1,4 @@
-/// A reply from Redis (RESP2), copied out of hiredis's reply objects into Swift values.
+/// A reply from Redis (RESP2), built from what hiredis's parser hands over.
 public enum RESPValue: Sendable, Equatable {
     case simpleString(String)
     case error(String)
