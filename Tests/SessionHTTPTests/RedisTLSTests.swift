@@ -9,9 +9,18 @@ import Testing
 /// A wrong CA refuses at start, at once, with a line that says so.
 @Suite struct RedisTLSTests {
     /// A CA, a server certificate for 127.0.0.1 and a client certificate, in a fresh directory.
-    struct Certificates {
+    struct Certificates: Sendable {
         let directory: URL
         func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+        /// `make()` on a thread of its own: four RSA key generations and their waits take
+        /// seconds on a loaded machine, and would hold one of the concurrency pool's few
+        /// threads, which the suite's in-process servers and test tasks share.
+        static func makeOffThePool() async throws -> Certificates {
+            try await withCheckedThrowingContinuation { continuation in
+                Thread { continuation.resume(with: Result { try make() }) }.start()
+            }
+        }
 
         static func make() throws -> Certificates {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sessiond-tls-\(UUID().uuidString)")
@@ -46,7 +55,7 @@ import Testing
     }
 
     @Test func sessiondWorksOverTLSAndRefusesAWrongCA() async throws {
-        let certificates = try Certificates.make()
+        let certificates = try await Certificates.makeOffThePool()
         defer { try? FileManager.default.removeItem(at: certificates.directory) }
         let port = try await RedisServerProcess.freePort()
         let redis = try await RedisServerProcess.start(port: port, extraArgs: [
