@@ -106,8 +106,11 @@ func runRedisCLI(_ arguments: [String]) async throws -> String {
     process.standardError = output
     process.standardInput = FileHandle.nullDevice
     try process.run()
-    let data = try await Task.detached { try output.fileHandleForReading.readToEnd() ?? Data() }.value
-    process.waitUntilExit()
+    let data = try await onOwnThread {
+        let data = try output.fileHandleForReading.readToEnd() ?? Data()
+        process.waitUntilExit()
+        return data
+    }
     let text = String(decoding: data, as: UTF8.self)
     guard process.terminationStatus == 0 else {
         throw TestSetupError("redis-cli \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(text.suffix(500))")

@@ -13,15 +13,6 @@ import Testing
         let directory: URL
         func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-        /// `make()` on a thread of its own: four RSA key generations and their waits take
-        /// seconds on a loaded machine, and would hold one of the concurrency pool's few
-        /// threads, which the suite's in-process servers and test tasks share.
-        static func makeOffThePool() async throws -> Certificates {
-            try await withCheckedThrowingContinuation { continuation in
-                Thread { continuation.resume(with: Result { try make() }) }.start()
-            }
-        }
-
         static func make() throws -> Certificates {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sessiond-tls-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -55,7 +46,8 @@ import Testing
     }
 
     @Test func sessiondWorksOverTLSAndRefusesAWrongCA() async throws {
-        let certificates = try await Certificates.makeOffThePool()
+        // Four RSA key generations and their waits: off the concurrency pool.
+        let certificates = try await onOwnThread { try Certificates.make() }
         defer { try? FileManager.default.removeItem(at: certificates.directory) }
         let port = try await RedisServerProcess.freePort()
         let redis = try await RedisServerProcess.start(port: port, extraArgs: [

@@ -32,19 +32,16 @@ import Testing
         process.standardOutput = stdout
         process.standardError = stderr
         try process.run()
-        // Blocking reads and the wait run on a thread of their own: on the concurrency pool they
-        // would starve the in-process sessiond that the child is talking to.
-        return await withCheckedContinuation { continuation in
-            Thread {
-                let out = stdout.fileHandleForReading.readDataToEndOfFile()
-                let err = stderr.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                continuation.resume(returning: Run(
-                    status: process.terminationStatus,
-                    stdout: String(decoding: out, as: UTF8.self),
-                    stderr: String(decoding: err, as: UTF8.self)
-                ))
-            }.start()
+        // Blocking reads and the wait, off the pool: the child talks to an in-process sessiond.
+        return try await onOwnThread {
+            let out = stdout.fileHandleForReading.readDataToEndOfFile()
+            let err = stderr.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return Run(
+                status: process.terminationStatus,
+                stdout: String(decoding: out, as: UTF8.self),
+                stderr: String(decoding: err, as: UTF8.self)
+            )
         }
     }
 
