@@ -31,19 +31,23 @@ public func buildApplication(
         store: store, keys: configuration.apiKeys, cookie: cookie, serverName: serverName, logger: logger, metrics: metrics
     )
     let idleTimeout = TimeAmount.seconds(Int64(configuration.connectionIdleTimeout))
+    let drainer = ConnectionDrainer(limit: configuration.maxConnections, drained: metrics.connectionsDrained)
     var app = Application(
         router: router,
         server: HTTPServerBuilder { responder in
-            SessiondHTTPChannel(responder: responder, lookup: lookupPath, idleTimeout: idleTimeout)
+            SessiondHTTPChannel(responder: responder, lookup: lookupPath, idleTimeout: idleTimeout, drainer: drainer)
         },
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port), serverName: serverName,
             // Bursts of new connections must not overflow the accept queue (the kernel then drops
             // SYNs and a client waits a second for the retransmit); the kernel caps it at somaxconn.
             backlog: 4096,
-            availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections, logger: logger)
+            availableConnectionsDelegate: ConnectionDrainer.Limit(drainer: drainer)
         ),
-        onServerRunning: onServerRunning,
+        onServerRunning: { channel in
+            drainer.listening(on: channel)
+            await onServerRunning(channel)
+        },
         logger: logger
     )
     app.addServices(redis)

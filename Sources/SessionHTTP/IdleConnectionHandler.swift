@@ -8,6 +8,8 @@ import NIOHTTPTypes
 /// and the lookup fast path (in front of NIO's parser) tells it of its own
 /// (Hummingbird's idle timeout sees only the router's, and would close busy lookup connections).
 /// When a router answer has been written it tells the fast path so (`RouterAnswerEnded`).
+/// It also keeps the connection's entry in the `ConnectionDrainer`, which may close it to make
+/// room for a new client while it has no request in flight.
 final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -22,29 +24,36 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// One timer per connection, re-armed only when it fires: a request costs a clock read, not
     /// a timer cancelled and scheduled again (which the lookup fast path would feel).
     private var idleTimer: Scheduled<Void>?
+    private let drainer: ConnectionDrainer
+    /// This connection in the drainer, from the moment it is active until it closes.
+    private var drained: ConnectionDrainer.Connection?
+    /// Chosen to make room while a request was in flight: closes once none is.
+    private var closeWhenIdle = false
+    private var context: ChannelHandlerContext?
 
-    init(timeout: TimeAmount) {
+    init(timeout: TimeAmount, drainer: ConnectionDrainer) {
         self.timeout = timeout
+        self.drainer = drainer
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { startTimer(context: context) }
+        self.context = context
+        if context.channel.isActive { opened(context: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        startTimer(context: context)
+        opened(context: context)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        idleTimer = nil
+        closed()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        idleTimer = nil
+        closed()
+        self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -66,18 +75,63 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// A request's head has been read (by the router's parser or the fast path).
     func requestStarted() {
         inProgress += 1
+        if inProgress == 1, let drained { drainer.markBusy(drained) }
     }
 
-    /// A request's answer has been written.
+    /// A request's answer is being written (the caller writes it right after).
     func answerEnded() {
         inProgress = max(0, inProgress - 1)
-        if inProgress == 0 { idleSince = .now() }
+        guard inProgress == 0 else { return }
+        idleSince = .now()
+        if let drained { drainer.markIdle(drained, since: idleSince) }
+        if closeWhenIdle, let context {
+            // On the next turn of the loop: the answer just handed over is written first.
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.execute {
+                let (handler, context) = loopBound.value
+                handler.closeToMakeRoom(context: context)
+            }
+        }
     }
 
-    private func startTimer(context: ChannelHandlerContext) {
+    private func opened(context: ChannelHandlerContext) {
         guard idleTimer == nil else { return }
         idleSince = .now()
         arm(at: idleSince + timeout, context: context)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let connection = ConnectionDrainer.Connection(idleSince: idleSince) {
+            eventLoop.execute {
+                let (handler, context) = loopBound.value
+                handler.drain(context: context)
+            }
+        }
+        drained = connection
+        drainer.register(connection)
+    }
+
+    private func closed() {
+        idleTimer?.cancel()
+        idleTimer = nil
+        // The entry's closure holds this handler: dropping both ends the cycle.
+        if let drained { drainer.deregister(drained) }
+        drained = nil
+    }
+
+    /// The drainer chose this connection to make room: it closes now, or after its requests.
+    private func drain(context: ChannelHandlerContext) {
+        guard context.channel.isActive, drained != nil else { return }
+        if inProgress == 0 {
+            closeToMakeRoom(context: context)
+        } else {
+            closeWhenIdle = true
+        }
+    }
+
+    private func closeToMakeRoom(context: ChannelHandlerContext) {
+        guard context.channel.isActive, inProgress == 0 else { return }
+        drainer.recordDrained()
+        context.close(promise: nil)
     }
 
     private func arm(at deadline: NIODeadline, context: ChannelHandlerContext) {

@@ -19,6 +19,8 @@ public final class ServiceMetrics: Sendable {
     private let routes: [String: RouteMetrics]
     private let unmatched: RouteMetrics
     private let invalidSessionLookups: [Role: CoreMetrics.Counter]
+    /// Idle connections closed to make room for a new one at SESSIOND_MAX_CONNECTIONS.
+    let connectionsDrained: CoreMetrics.Counter
     private let redisUp: CoreMetrics.Meter
     private let poolConfigured: CoreMetrics.Meter
     private let poolOpen: CoreMetrics.Meter
@@ -53,6 +55,7 @@ public final class ServiceMetrics: Sendable {
             invalid[role] = CoreMetrics.Counter(label: "sessiond_invalid_session_lookups_total", dimensions: [("role", role.name)], factory: factory)
         }
         invalidSessionLookups = invalid
+        connectionsDrained = CoreMetrics.Counter(label: "sessiond_connections_drained_total", dimensions: [], factory: factory)
         redisUp = CoreMetrics.Meter(label: "sessiond_redis_up", dimensions: [], factory: factory)
         let pool = "sessiond_redis_pool_connections"
         poolConfigured = CoreMetrics.Meter(label: pool, dimensions: [("state", "configured")], factory: factory)

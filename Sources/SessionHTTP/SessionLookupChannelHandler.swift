@@ -169,6 +169,11 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             // The client has sent everything: what is complete is still answered; then the
             // router's side hears of it (and closes).
             inputClosed = true
+            if case .routing(let bytesLeft, _) = mode, bytesLeft > 0 {
+                // The routed request's body can no longer arrive: the router hears of the end
+                // now (and closes), or the request would hold the connection for ever.
+                context.fireUserInboundEventTriggered(event)
+            }
             finishIfIdle(context: context)
         case (is ChannelShouldQuiesceEvent, .routing):
             // The router's side closes after the answer it is writing.

@@ -13,11 +13,12 @@ struct SessiondHTTPChannel: HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     let lookup: SessionLookupChannelHandler.Shared
     let idleTimeout: TimeAmount
+    let drainer: ConnectionDrainer
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        HTTP1Channel(responder: responder).setup(channel: channel, logger: logger).flatMapThrowing { [lookup, idleTimeout] value in
+        HTTP1Channel(responder: responder).setup(channel: channel, logger: logger).flatMapThrowing { [lookup, idleTimeout, drainer] value in
             let pipeline = channel.pipeline.syncOperations
-            let idle = IdleConnectionHandler(timeout: idleTimeout)
+            let idle = IdleConnectionHandler(timeout: idleTimeout, drainer: drainer)
             try pipeline.addHandler(idle, position: .after(try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)))
             try pipeline.addHandler(SessionLookupChannelHandler(shared: lookup, activity: idle), position: .first)
             return value

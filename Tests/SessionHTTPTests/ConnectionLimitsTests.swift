@@ -6,8 +6,9 @@ import Glibc
 #endif
 
 /// A slow or idle client cannot hold a connection for ever (SESSIOND_CONNECTION_IDLE_TIMEOUT
-/// also bounds headers sent byte by byte), and SESSIOND_MAX_CONNECTIONS holds: beyond it a new
-/// connection waits, and is served once another closes.
+/// also bounds headers sent byte by byte), and SESSIOND_MAX_CONNECTIONS holds: at it, idle
+/// connections are closed to make room for a new one; when every connection is busy, a new one
+/// waits and is served once another closes.
 @Suite struct ConnectionLimitsTests {
     /// A plain TCP connection to the test server, read without blocking the test's threads.
     final class RawConnection {
@@ -122,20 +123,101 @@ import Glibc
         }
     }
 
-    @Test func connectionLimitHolds() async throws {
+    /// Whether the server has closed the connection, without waiting: bytes it sent stay unread.
+    func isClosed(_ connection: RawConnection) -> Bool {
+        var byte: UInt8 = 0
+        let count = recv(connection.fd, &byte, 1, Int32(MSG_DONTWAIT | MSG_PEEK))
+        return count == 0 || (count < 0 && errno == ECONNRESET)
+    }
+
+    /// A PATCH whose head has arrived and whose body has not: a request in flight, which no
+    /// limit may cut. The body it still waits for is `patchRest`.
+    func startPatch(on connection: RawConnection, token: String) {
+        connection.write(
+            "PATCH /v1/session HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestKeys.app)\r\nX-Session-Token: \(token)\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(patchBody.utf8.count)\r\n\r\n" + patchBody.prefix(3)
+        )
+    }
+    let patchBody = #"{"step":1}"#
+    var patchRest: String { String(patchBody.dropFirst(3)) }
+
+    /// When every connection has a request in flight, none is closed to make room: a new one
+    /// waits in the backlog, and is served once another closes.
+    @Test func connectionLimitHoldsWhileEveryConnectionIsBusy() async throws {
         try await Sessiond.with(settings: ["SESSIOND_MAX_CONNECTIONS": "3", "SESSIOND_CONNECTION_IDLE_TIMEOUT": "30"]) { server in
+            let session = try await server.create(user: "busy-limit")
             // waitUntilReady's connections have closed; give the server a moment to count them out.
             try await Task.sleep(for: .milliseconds(200))
             var held = try (0..<3).map { _ in try RawConnection(port: server.client.port) }
+            for connection in held { startPatch(on: connection, token: session.token) }
             try await Task.sleep(for: .milliseconds(200))
             let waiting = try RawConnection(port: server.client.port)  // the kernel's backlog takes it
             waiting.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             let early = try await waiting.read(for: .seconds(1))
-            #expect(early.text.isEmpty && !early.closed, "a fourth connection is not served while three are open")
+            #expect(early.text.isEmpty && !early.closed, "a fourth connection is not served while three are busy")
+            #expect(!held.contains(where: isClosed), "no busy connection was closed to make room")
             held.removeFirst()  // closes one
             let late = try await waiting.read(for: .seconds(5))
             #expect(late.text.hasPrefix("HTTP/1.1 200"), "served once a slot is free: \(late.text.prefix(40))")
-            withExtendedLifetime(held) {}
+            var pending = [UInt8]()
+            held[0].write(patchRest)
+            let answer = try await held[0].readResponse(buffered: &pending, for: .seconds(5))
+            #expect(answer?.hasPrefix("HTTP/1.1 200") == true, "the request in flight is answered: \(answer?.prefix(40) ?? "closed")")
+        }
+    }
+
+    /// At the limit, a new client is served at once: idle connections are closed to make room,
+    /// longest idle first (one that never sent a request counts as idle), never one with a
+    /// request in flight; `sessiond_connections_drained_total` counts them.
+    @Test func idleConnectionsAreDrainedLongestIdleFirst() async throws {
+        try await Sessiond.with(settings: ["SESSIOND_MAX_CONNECTIONS": "50", "SESSIOND_CONNECTION_IDLE_TIMEOUT": "30"]) { server in
+            let session = try await server.create(user: "drain-order")
+            try await Task.sleep(for: .milliseconds(200))
+            // 50 connections, opened 10 ms apart so that their idle times are in this order.
+            var old = [RawConnection]()
+            for _ in 0..<50 {
+                old.append(try RawConnection(port: server.client.port))
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            // The first five become the most recently active; the sixth has a request in flight.
+            for connection in old[0..<5] {
+                var pending = [UInt8]()
+                connection.write(healthz)
+                #expect(try await connection.readResponse(buffered: &pending, for: .seconds(5))?.hasPrefix("HTTP/1.1 200") == true)
+            }
+            startPatch(on: old[5], token: session.token)
+            try await Task.sleep(for: .milliseconds(100))
+            // 20 new clients, each kept open: every one needs room made for it.
+            var new = [RawConnection]()
+            for _ in 0..<20 {
+                let connection = try RawConnection(port: server.client.port)
+                let start = ContinuousClock.now
+                var pending = [UInt8]()
+                connection.write(healthz)
+                let answer = try await connection.readResponse(buffered: &pending, for: .seconds(5))
+                #expect(answer?.hasPrefix("HTTP/1.1 200") == true, "a new client is served at the limit: \(answer?.prefix(40) ?? "none")")
+                #expect(ContinuousClock.now - start < .seconds(1), "without waiting for the idle timeout")
+                new.append(connection)
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let order = Array(old[6...]) + Array(old[0..<5]) + new
+            let closed = order.map(isClosed)
+            let count = closed.prefix { $0 }.count
+            #expect(closed.dropFirst(count).allSatisfy { !$0 }, "closed longest idle first: \(closed.map { $0 ? "x" : "." }.joined())")
+            #expect(count >= 20 && count <= 20 + 32, "room for 20 new clients, at most one batch more: \(count) closed")
+            #expect(!isClosed(old[5]), "the connection with a request in flight stays open")
+            // The first metrics request needs room made for it (a batch, whose closes may still be
+            // under way when it is answered); the second finds room and reads the settled count.
+            _ = try await server.request(.GET, "/metrics", key: TestKeys.reader)
+            try await Task.sleep(for: .milliseconds(300))
+            let metrics = try await server.request(.GET, "/metrics", key: TestKeys.reader).text
+            let drained = metrics.split(separator: "\n").first { $0.hasPrefix("sessiond_connections_drained_total ") }
+            #expect(drained.flatMap { Int($0.split(separator: " ")[1]) } == order.filter(isClosed).count, "\(drained ?? "no drained metric")")
+            var pending = [UInt8]()
+            old[5].write(patchRest)
+            let answer = try await old[5].readResponse(buffered: &pending, for: .seconds(5))
+            #expect(answer?.hasPrefix("HTTP/1.1 200") == true, "the request in flight is answered: \(answer?.prefix(40) ?? "closed")")
         }
     }
 }

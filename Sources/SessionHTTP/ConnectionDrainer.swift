@@ -1,0 +1,153 @@
+import CoreMetrics
+import HummingbirdCore
+import NIOCore
+import Synchronization
+
+/// Holds SESSIOND_MAX_CONNECTIONS and, at the limit, makes room for a new client by closing idle
+/// connections, longest idle first, as nginx does when its `worker_connections` are used up
+/// (`ngx_drain_connections`). Without it, a few thousand idle keep-alive connections (a proxy's
+/// large idle pool, a misbehaving client, slowloris) lock everyone else out until the idle
+/// timeout cuts one. A connection with a request in flight is never closed; one that has not
+/// sent a complete request yet counts as idle, so slow senders are the first to go.
+///
+/// Each connection's `IdleConnectionHandler` registers here and publishes when it goes idle or
+/// busy. The acceptor (`Limit`) goes on accepting at the limit while some connection is idle; a
+/// client accepted there puts it one over, which closes a batch of idle ones on their own event
+/// loops. Room is made only for a client that has arrived, never ahead of one.
+final class ConnectionDrainer: Sendable {
+    /// One open connection as the drainer sees it.
+    final class Connection: Sendable {
+        /// `NIODeadline.uptimeNanoseconds` of the moment it went idle, or `busy`.
+        fileprivate let idleSince: Atomic<UInt64>
+        fileprivate static let busy = UInt64.max
+        /// Asks the connection, on its own event loop, to close once no request is in flight.
+        fileprivate let drain: @Sendable () -> Void
+
+        init(idleSince: NIODeadline, drain: @escaping @Sendable () -> Void) {
+            self.idleSince = Atomic(idleSince.uptimeNanoseconds)
+            self.drain = drain
+        }
+    }
+
+    private struct State {
+        var connections: [ObjectIdentifier: Connection] = [:]
+        /// Connections asked to close that have not closed yet: no new batch starts while any is
+        /// left, since each close already admits one new connection.
+        var draining: Set<ObjectIdentifier> = []
+    }
+
+    let limit: Int
+    private let state = Mutex(State())
+    /// Registered connections that are idle now, so that the acceptor can ask without a scan.
+    private let idle = Atomic<Int>(0)
+    /// Connections accepted and not closed yet, as the acceptor counts them.
+    private let open = Atomic<Int>(0)
+    /// Set while every connection is busy at the limit (or over it, with nothing to close): the
+    /// next connection to go idle makes room or wakes the acceptor, since no close may come to.
+    private let starved = Atomic<Bool>(false)
+    private let listener = Mutex<(any Channel)?>(nil)
+    private let drained: CoreMetrics.Counter
+
+    /// `drained` counts the connections closed to make room.
+    init(limit: Int, drained: CoreMetrics.Counter) {
+        self.limit = limit
+        self.drained = drained
+    }
+
+    /// The listening channel, which a starved acceptor is woken through.
+    func listening(on channel: any Channel) {
+        listener.withLock { $0 = channel }
+    }
+
+    func register(_ connection: Connection) {
+        idle.add(1, ordering: .relaxed)
+        state.withLock { $0.connections[ObjectIdentifier(connection)] = connection }
+    }
+
+    func deregister(_ connection: Connection) {
+        markBusy(connection)
+        let id = ObjectIdentifier(connection)
+        state.withLock {
+            $0.connections[id] = nil
+            $0.draining.remove(id)
+        }
+    }
+
+    func markBusy(_ connection: Connection) {
+        if connection.idleSince.exchange(Connection.busy, ordering: .relaxed) != Connection.busy {
+            idle.subtract(1, ordering: .relaxed)
+        }
+    }
+
+    func markIdle(_ connection: Connection, since: NIODeadline) {
+        if connection.idleSince.exchange(since.uptimeNanoseconds, ordering: .relaxed) == Connection.busy {
+            idle.add(1, ordering: .relaxed)
+            wakeIfStarved()
+        }
+    }
+
+    /// Called by a connection closed to make room.
+    func recordDrained() {
+        drained.increment()
+    }
+
+    private func wakeIfStarved() {
+        guard starved.load(ordering: .relaxed), starved.exchange(false, ordering: .relaxed) else { return }
+        if open.load(ordering: .relaxed) > limit {
+            makeRoom()
+        } else {
+            // The acceptor's read gate (`Limit`) lets this read through now that one is idle.
+            listener.withLock { $0 }?.read()
+        }
+    }
+
+    /// Asks the longest-idle connections to close: about an eighth of the idle ones, between 1 and
+    /// 32 (nginx's batch), so that a burst of new clients costs one scan per batch, not one per
+    /// client. Does nothing while an earlier batch is still closing.
+    private func makeRoom() {
+        let chosen: [Connection] = state.withLock { state in
+            guard state.draining.isEmpty else { return [] }
+            var idle: [(since: UInt64, connection: Connection)] = []
+            idle.reserveCapacity(state.connections.count)
+            for connection in state.connections.values {
+                let since = connection.idleSince.load(ordering: .relaxed)
+                if since != Connection.busy { idle.append((since, connection)) }
+            }
+            let count = max(1, min(32, idle.count / 8))
+            let oldest = idle.count <= count ? idle : Array(idle.sorted { $0.since < $1.since }.prefix(count))
+            for entry in oldest { state.draining.insert(ObjectIdentifier(entry.connection)) }
+            return oldest.map(\.connection)
+        }
+        if chosen.isEmpty && state.withLock({ $0.draining.isEmpty }) {
+            // All went busy since the acceptor looked: the next to go idle makes the room.
+            starved.store(true, ordering: .relaxed)
+            if idle.load(ordering: .relaxed) > 0 { wakeIfStarved() }
+        }
+        for connection in chosen { connection.drain() }
+    }
+
+    /// Hummingbird's acceptor delegate. Below the limit it accepts. At the limit it accepts only
+    /// while a connection is idle, and a client accepted there (one over) makes room. With every
+    /// connection busy, a new client waits in the listen backlog.
+    struct Limit: AvailableConnectionsDelegate {
+        let drainer: ConnectionDrainer
+
+        func connectionOpened() {
+            if drainer.open.add(1, ordering: .relaxed).newValue > drainer.limit { drainer.makeRoom() }
+        }
+
+        func connectionClosed() {
+            drainer.open.subtract(1, ordering: .relaxed)
+        }
+
+        func isAcceptingNewConnections() -> Bool {
+            let open = drainer.open.load(ordering: .relaxed)
+            if open < drainer.limit { return true }
+            guard open == drainer.limit else { return false }
+            if drainer.idle.load(ordering: .relaxed) > 0 { return true }
+            drainer.starved.store(true, ordering: .relaxed)
+            // One may have gone idle between the two reads: then it cannot be relied on to wake us.
+            return drainer.idle.load(ordering: .relaxed) > 0
+        }
+    }
+}
