@@ -107,16 +107,10 @@ final class ConnectionDrainer: Sendable {
     private func makeRoom() {
         let chosen: [Connection] = state.withLock { state in
             guard state.draining.isEmpty else { return [] }
-            var idle: [(since: UInt64, connection: Connection)] = []
-            idle.reserveCapacity(state.connections.count)
-            for connection in state.connections.values {
-                let since = connection.idleSince.load(ordering: .relaxed)
-                if since != Connection.busy { idle.append((since, connection)) }
-            }
-            let count = max(1, min(32, idle.count / 8))
-            let oldest = idle.count <= count ? idle : Array(idle.sorted { $0.since < $1.since }.prefix(count))
-            for entry in oldest { state.draining.insert(ObjectIdentifier(entry.connection)) }
-            return oldest.map(\.connection)
+            let idleCount = idle.load(ordering: .relaxed)
+            let oldest = Self.longestIdle(max(1, min(32, idleCount / 8)), of: state.connections.values)
+            for connection in oldest { state.draining.insert(ObjectIdentifier(connection)) }
+            return oldest
         }
         if chosen.isEmpty && state.withLock({ $0.draining.isEmpty }) {
             // All went busy since the acceptor looked: the next to go idle makes the room.
@@ -124,6 +118,22 @@ final class ConnectionDrainer: Sendable {
             if idle.load(ordering: .relaxed) > 0 { wakeIfStarved() }
         }
         for connection in chosen { connection.drain() }
+    }
+
+    /// The `count` connections idle the longest, in one pass (the lock is held meanwhile, and the
+    /// limit may be 100,000): a short sorted list, which a connection enters only when it has been
+    /// idle longer than the last in it.
+    private static func longestIdle(_ count: Int, of connections: Dictionary<ObjectIdentifier, Connection>.Values) -> [Connection] {
+        var oldest: [(since: UInt64, connection: Connection)] = []
+        oldest.reserveCapacity(count + 1)
+        for connection in connections {
+            let since = connection.idleSince.load(ordering: .relaxed)
+            guard since != Connection.busy, oldest.count < count || since < oldest[oldest.count - 1].since else { continue }
+            let place = oldest.firstIndex { since < $0.since } ?? oldest.count
+            oldest.insert((since, connection), at: place)
+            if oldest.count > count { oldest.removeLast() }
+        }
+        return oldest.map(\.connection)
     }
 
     /// Hummingbird's acceptor delegate. Below the limit it accepts. At the limit it accepts only

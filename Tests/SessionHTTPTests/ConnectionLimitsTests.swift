@@ -173,15 +173,14 @@ import Glibc
         try await Sessiond.with(settings: ["SESSIOND_MAX_CONNECTIONS": "50", "SESSIOND_CONNECTION_IDLE_TIMEOUT": "30"]) { server in
             let session = try await server.create(user: "drain-order")
             try await Task.sleep(for: .milliseconds(200))
-            // 50 connections, opened 10 ms apart so that their idle times are in this order.
-            var old = [RawConnection]()
-            for _ in 0..<50 {
-                old.append(try RawConnection(port: server.client.port))
-                try await Task.sleep(for: .milliseconds(10))
-            }
+            let old = try (0..<50).map { _ in try RawConnection(port: server.client.port) }
             let healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-            // The first five become the most recently active; the sixth has a request in flight.
-            for connection in old[0..<5] {
+            // The last sends half a request head (slowloris): idle since it opened, the longest.
+            old[49].write("GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            // The others one request each, answered before the next is sent: each went idle after
+            // the one before it (the order of opening is not enough: two event loops accept them).
+            // The first five go last, and the sixth will have a request in flight.
+            for connection in Array(old[6..<49]) + Array(old[0..<5]) {
                 var pending = [UInt8]()
                 connection.write(healthz)
                 #expect(try await connection.readResponse(buffered: &pending, for: .seconds(5))?.hasPrefix("HTTP/1.1 200") == true)
@@ -201,7 +200,7 @@ import Glibc
                 new.append(connection)
             }
             try await Task.sleep(for: .milliseconds(300))
-            let order = Array(old[6...]) + Array(old[0..<5]) + new
+            let order = [old[49]] + Array(old[6..<49]) + Array(old[0..<5]) + new
             let closed = order.map(isClosed)
             let count = closed.prefix { $0 }.count
             #expect(closed.dropFirst(count).allSatisfy { !$0 }, "closed longest idle first: \(closed.map { $0 ? "x" : "." }.joined())")

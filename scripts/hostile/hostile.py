@@ -568,11 +568,14 @@ def slow_phase(svc, ctx):
     return [results[k] for k in ("header", "idle", "keepalive", "many")]
 
 
-def case_10k_idle(svc, ctx, count=10000, hold=15.0):
+def case_10k_idle(svc, ctx, count=10000):
     """The connection limit (SESSIOND_MAX_CONNECTIONS, 10,000 by default) filled by idle
     connections: new clients must still be answered within the bound, because sessiond closes
-    idle connections, longest idle first, to make room (issue 23)."""
+    idle connections, longest idle first, to make room (issue 23). svc keeps the default 60-s
+    idle timeout, so that what is measured is the draining, not thousands of connections cut by
+    the timeout at the same moment."""
     res = Result(f"{count:,} idle connections")
+    token = svc.create("hostile-10k")
     drained0 = svc.metric("sessiond_connections_drained_total") or 0
     fd0 = svc.fds()
     rss0 = svc.rss_kib()
@@ -605,7 +608,7 @@ def case_10k_idle(svc, ctx, count=10000, hold=15.0):
     # Normal clients on new connections while they are open (the prober runs too).
     lat = []
     for _ in range(20):
-        a = exchange(svc.addr, [svc.lookup_bytes(ctx["token"])], timeout=max(5.0, ctx["bound"] * 3))
+        a = exchange(svc.addr, [svc.lookup_bytes(token)], timeout=max(5.0, ctx["bound"] * 3))
         lat.append((a.elapsed, a.status))
         time.sleep(0.05)
     good = all(st == 200 and el <= ctx["bound"] for el, st in lat)
@@ -613,7 +616,6 @@ def case_10k_idle(svc, ctx, count=10000, hold=15.0):
     drained = (svc.metric("sessiond_connections_drained_total") or 0) - drained0
     res.check(drained > 0,
               f"{drained:.0f} idle connections closed to make room (sessiond_connections_drained_total)")
-    time.sleep(max(0.0, hold - (time.monotonic() - t0 - opened)))
     # Which ones did the server drop?
     still = 0
     for s in socks:
@@ -629,7 +631,7 @@ def case_10k_idle(svc, ctx, count=10000, hold=15.0):
     accepted_all = failed is None and len(socks) == count
     res.check(not (accepted_all and still == len(socks)),
               f"after {time.monotonic() - t0:.0f} s, {still:,} of {len(socks):,} idle connections still open, sessiond holds {fd2} fds"
-              + (": no connection limit and no idle timeout" if accepted_all and still == len(socks) else ""))
+              + (": none was closed to make room" if accepted_all and still == len(socks) else ""))
     for s in socks:
         s.close()
     deadline = time.monotonic() + 10
@@ -693,7 +695,7 @@ def main():
         ("utf8", lambda: case_invalid_utf8(svc, ctx)),
         ("tokens", lambda: case_bad_tokens(svc, ctx)),
         ("slow", lambda: slow_phase(svc, ctx)),
-        ("idle10k", lambda: case_10k_idle(svc, ctx, args.connections)),
+        ("idle10k", lambda: case_10k_idle(ctx.get("big", svc), ctx, args.connections)),
     ]
     only = set(args.only.split(",")) if args.only else None
     all_results = []
