@@ -8,11 +8,24 @@ public struct APIRoute: Sendable, Equatable {
     public let path: String
     /// nil: no API key needed.
     public let role: Role?
+    /// The template's last parameter takes the rest of the path, slashes included
+    /// (`/v1/auth/{path}`: the original path a forward-auth proxy appends).
+    let takesSubpaths: Bool
+
+    init(method: HTTPRequest.Method, path: String, role: Role?, takesSubpaths: Bool = false) {
+        self.method = method
+        self.path = path
+        self.role = role
+        self.takesSubpaths = takesSubpaths
+    }
 
     /// The paths of lookup and create, which `SessionLookupChannelHandler` answers in front of
     /// the router.
     static let lookupPath = "/v1/session"
     static let createPath = "/v1/sessions"
+    /// Forward auth: answers like the lookup, whatever path and method the proxy passes on.
+    static let forwardAuthPath = "/v1/auth/{path}"
+    static let forwardAuthMethods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .options]
 
     public static let all: [APIRoute] = [
         .init(method: .post, path: createPath, role: .app),
@@ -24,21 +37,36 @@ public struct APIRoute: Sendable, Equatable {
         .init(method: .delete, path: "/v1/users/{user_id}/sessions", role: .admin),
         .init(method: .get, path: "/v1/sessions/{handle}", role: .admin),
         .init(method: .delete, path: "/v1/sessions/{handle}", role: .admin),
+    ] + forwardAuthMethods.map { .init(method: $0, path: forwardAuthPath, role: .reader, takesSubpaths: true) } + [
         .init(method: .get, path: "/healthz", role: nil),
         .init(method: .get, path: "/readyz", role: nil),
         .init(method: .get, path: "/metrics", role: .reader),
     ]
 
-    /// The path in Hummingbird's syntax (`:name`).
-    var routerPath: RouterPath {
-        RouterPath(path.split(separator: "/").map { segment in
-            segment.hasPrefix("{") ? ":" + segment.dropFirst().dropLast() : String(segment)
-        }.joined(separator: "/"))
+    /// The paths in Hummingbird's syntax (`:name`, `**` for the rest of the path). A route that
+    /// takes subpaths also answers at its bare prefix: Hummingbird's `**` needs one segment, and
+    /// a proxy checking a request for `/` asks for `/v1/auth/`.
+    var routerPaths: [RouterPath] {
+        endpointPaths.map { endpoint in
+            RouterPath(endpoint.split(separator: "/").map { segment in
+                segment.hasPrefix("{") ? ":" + segment.dropFirst().dropLast() : String(segment)
+            }.joined(separator: "/"))
+        }
+    }
+
+    /// How Hummingbird names the route once matched (`context.endpointPath`): the template, with
+    /// `**` for a parameter that takes subpaths, and then the bare prefix.
+    var endpointPaths: [String] {
+        guard takesSubpaths, let slash = path.lastIndex(of: "/") else { return [path] }
+        return [path[...slash] + "**", String(path[..<slash])]
     }
 
     func matches(path requestPath: String) -> Bool {
         let template = path.split(separator: "/", omittingEmptySubsequences: false)
         let actual = requestPath.split(separator: "/", omittingEmptySubsequences: false)
+        if takesSubpaths {
+            return actual.count >= template.count - 1 && zip(template.dropLast(), actual).allSatisfy { $0 == $1 }
+        }
         guard template.count == actual.count else { return false }
         return zip(template, actual).allSatisfy { pattern, segment in
             pattern.hasPrefix("{") ? !segment.isEmpty : pattern == segment
@@ -49,3 +77,4 @@ public struct APIRoute: Sendable, Equatable {
         routes.filter { $0.matches(path: requestPath) }.map(\.method)
     }
 }
+

@@ -43,10 +43,12 @@ public final class ServiceMetrics: Sendable {
         redis = RedisClientMetrics(factory: factory)
         var routes = [String: RouteMetrics]()
         for route in APIRoute.all {
-            routes[Self.routeKey(route.method.rawValue, route.path)] = RouteMetrics(
+            let metrics = RouteMetrics(
                 method: route.method.rawValue, route: route.path, success: route.method == .post && route.path == "/v1/sessions" ? 201 : 200,
                 needsKey: route.role != nil, factory: factory
             )
+            // Keyed by the router's names for the route, labelled with the documented template.
+            for endpoint in route.endpointPaths { routes[Self.routeKey(route.method.rawValue, endpoint)] = metrics }
         }
         self.routes = routes
         unmatched = RouteMetrics(method: "any", route: "unmatched", success: 404, needsKey: false, factory: factory)

@@ -18,9 +18,11 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         for route in APIRoute.all {
             let handler = self.handler(for: route)
             let required = route.role
-            router.on(route.routerPath, method: route.method) { request, context -> Response in
-                if let required { try authorize(request, required) }
-                return try await handler(request, context)
+            for path in route.routerPaths {
+                router.on(path, method: route.method) { request, context -> Response in
+                    if let required { try authorize(request, required) }
+                    return try await handler(request, context)
+                }
             }
         }
     }
@@ -36,6 +38,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         case (.delete, "/v1/users/{user_id}/sessions"): return forceLogout
         case (.get, "/v1/sessions/{handle}"): return readByHandle
         case (.delete, "/v1/sessions/{handle}"): return revokeByHandle
+        case (_, APIRoute.forwardAuthPath): return forwardAuth
         case (.get, "/healthz"): return health
         case (.get, "/readyz"): return readiness
         case (.get, "/metrics"): return exposition
@@ -58,7 +61,16 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     /// on the connection's event loop, with the same parsing; this route answers a GET that
     /// announces a body.
     @Sendable func lookup(_ request: Request, _ context: Context) async throws -> Response {
-        let touch = try LookupRequest.touch(in: request.uri)
+        try await answerLookup(request, touch: try LookupRequest.touch(in: request.uri))
+    }
+
+    /// `/v1/auth/{path}`, any method forward-auth proxies pass on: the lookup. The path, query
+    /// and body are the original request's, so none is read, and the request counts as activity.
+    @Sendable func forwardAuth(_ request: Request, _ context: Context) async throws -> Response {
+        try await answerLookup(request, touch: true)
+    }
+
+    private func answerLookup(_ request: Request, touch: Bool) async throws -> Response {
         do {
             guard let session = try await store.lookup(try sessionToken(request), touch: touch) else {
                 throw LookupRequest.noSession

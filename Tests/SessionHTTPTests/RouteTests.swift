@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 import Testing
 
 /// Every row of the SPEC §4 route table, through real HTTP against a real Redis.
@@ -52,6 +53,45 @@ import Testing
             #expect(try byCookie.json()["handle"] as? String == session.handle)
             let noTouch = try await server.lookup(session.token, touch: false)
             #expect(noTouch.status == 200)
+        }
+    }
+
+    /// `/v1/auth/{path}` answers like the lookup for any path, query and method a forward-auth
+    /// proxy passes on, and the original request's body and query are not read.
+    @Test func forwardAuthAnswersLikeTheLookupOnAnyPathAndMethod() async throws {
+        try await Sessiond.with { server in
+            let session = try await server.create(["user_id": "fay", "data": ["n": 1]])
+            let cookie = ("Cookie", "theme=dark; __Host-session=\(session.token)")
+            let lookup = try await server.lookup(session.token, touch: false)
+            let paths = ["/v1/auth", "/v1/auth/", "/v1/auth/app", "/v1/auth/app/orders/7?touch=maybe&x=1", "/v1/auth/%E2%9C%93/a%2Fb"]
+            for path in paths {
+                for method in [HTTPMethod.GET, .POST, .PUT, .PATCH, .DELETE, .OPTIONS] {
+                    let answer = try await server.request(method, path, key: TestKeys.reader, headers: [cookie])
+                    let what = "\(method) \(path)"
+                    #expect(answer.status == 200, "\(what): \(answer.status) \(answer.text.prefix(80))")
+                    #expect(answer.headers["X-Session-User-Id"].first == "fay", "\(what)")
+                    #expect(answer.headers["X-Session-Handle"].first == session.handle, "\(what)")
+                    #expect(answer.headers["ETag"].first == lookup.headers["ETag"].first, "\(what)")
+                    #expect(try answer.json()["handle"] as? String == session.handle, "\(what)")
+                }
+            }
+            // The original request's body (not JSON here) is not read.
+            let withBody = try await server.client.send(.POST, "/v1/auth/upload", headers: [
+                ("Authorization", "Bearer \(TestKeys.reader)"), cookie, ("Content-Type", "text/plain"),
+            ], body: Array("not json".utf8))
+            #expect(withBody.status == 200)
+            let noSession = try await server.request(.GET, "/v1/auth/app", key: TestKeys.reader, headers: [("Cookie", "__Host-session=x")])
+            #expect(noSession.status == 401)
+            #expect(noSession.errorCode == "invalid_session")
+            let noKey = try await server.request(.GET, "/v1/auth/app", key: nil, headers: [cookie])
+            #expect(noKey.status == 401)
+            #expect(noKey.errorCode == "invalid_api_key")
+            let revoked = try await server.request(.DELETE, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", session.token)])
+            #expect(revoked.status == 200)
+            #expect(try await server.request(.GET, "/v1/auth/app", key: TestKeys.reader, headers: [cookie]).status == 401, "revoked at once")
+            let head = try await server.request(.HEAD, "/v1/auth/app", key: TestKeys.reader, headers: [cookie])
+            #expect(head.status == 405)
+            #expect(try await server.request(.GET, "/v1/authx", key: TestKeys.reader, headers: [cookie]).status == 404)
         }
     }
 

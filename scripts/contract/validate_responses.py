@@ -558,6 +558,16 @@ def run_scenarios(c: Contract, pause_redis: Optional[str]) -> None:
     c.call("lookup, unknown key", "GET", "/v1/session", headers={"X-Session-Token": t1,
            "Authorization": "Bearer " + "y" * 40}, expect=401, code="invalid_api_key")
 
+    # ---- forward auth (reader): the lookup under /v1/auth/, whatever the path, query and method
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        c.call(f"forward auth ({method})", method, "/v1/auth/orders", role="reader", query={"touch": "maybe"},
+               headers={"Cookie": f"__Host-session={t2}"}, expect=200,
+               check=checks(body_is(handle=h2), header_is("X-Session-Handle", h2)))
+    c.call("forward auth, deep path", "GET", "/v1/auth/app/orders/7", role="reader", operation="forwardAuthGet",
+           headers={"Cookie": f"__Host-session={t2}"}, expect=200, check=body_is(handle=h2))
+    c.call("forward auth, unknown token", "GET", "/v1/auth/app", role="reader",
+           headers={"Cookie": "__Host-session=" + "A" * 43}, expect=401, code="invalid_session")
+
     # ---- patch (app)
     c.call("patch (app)", "PATCH", "/v1/session", role="app", headers={"X-Session-Token": t1},
            json_body={"cart": {"items": 3}, "role": None}, content_type="application/merge-patch+json", expect=200,
