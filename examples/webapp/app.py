@@ -4,14 +4,15 @@ DEMO ONLY: anyone who knows the one demo password can log in as any user name. E
 else (the session cookie, the CSRF defence, the per-user checks) is done the way a real
 app should do it.
 
-The app talks to sessiond over its public HTTP API with three keys, each for its own job:
+The app talks to sessiond through the sessiond-client package (clients/python): its Flask
+session interface looks the cookie's session up on every request, sets and clears the cookie
+as sessiond says, and answers 503 while sessiond cannot answer. Two keys, each for its own job:
 
-    READER_KEY  GET /v1/session on every page (is the cookie's session valid? whose is it?)
-    APP_KEY     POST /v1/sessions at login, DELETE /v1/session at logout
+    APP_KEY     the session of each request: lookup, login (create or rotate), data, logout
     ADMIN_KEY   the devices and admin pages: list a user's sessions, revoke one by handle,
                 force-logout a user
 
-Run it (see README.md):  SESSIOND_URL=... READER_KEY=... APP_KEY=... ADMIN_KEY=... python app.py
+Run it (see README.md):  SESSIOND_URL=... APP_KEY=... ADMIN_KEY=... python app.py
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import os
 import re
 import secrets
 import sys
-import threading
 import urllib.parse
 from datetime import datetime, timezone
 
-import requests
 from flask import Flask, abort, g, redirect, render_template, request
+
+from sessiond_client import InvalidRequest, SessiondClient, SessiondUnavailable
+from sessiond_client.flask import SessiondFlask, current_session
 
 # --------------------------------------------------------------------------------------------
 # Configuration: all from the environment.
@@ -43,7 +45,6 @@ def _env(name: str, default: str | None = None) -> str:
 
 
 SESSIOND_URL = _env("SESSIOND_URL", "http://127.0.0.1:8080").rstrip("/")
-READER_KEY = _env("READER_KEY")
 APP_KEY = _env("APP_KEY")
 ADMIN_KEY = _env("ADMIN_KEY")
 # Must match sessiond's SESSIOND_COOKIE_NAME: sessiond writes set_cookie / clear_cookie with it.
@@ -57,99 +58,28 @@ PUBLIC_ORIGIN = os.environ.get("WEBAPP_ORIGIN", "").rstrip("/")
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 HANDLE_RE = re.compile(r"^[A-Za-z0-9_-]{16}$")
-TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 app = Flask(__name__)
-
-# --------------------------------------------------------------------------------------------
-# The sessiond client: one small function per API call used.
-
-
-class StoreUnavailable(Exception):
-    """sessiond (or its Redis) could not answer; the page says so instead of guessing."""
-
-
-_local = threading.local()
-
-
-def _http() -> requests.Session:
-    # One connection pool per thread (requests.Session is not documented as thread-safe).
-    if not hasattr(_local, "http"):
-        _local.http = requests.Session()
-    return _local.http
-
-
-def sessiond(method: str, path: str, key: str, *, token: str | None = None,
-             json: dict | None = None, params: dict | None = None) -> requests.Response:
-    headers = {"Authorization": f"Bearer {key}"}
-    if token is not None:
-        headers["X-Session-Token"] = token
-    try:
-        r = _http().request(method, SESSIOND_URL + path, headers=headers, json=json,
-                            params=params, timeout=5)
-    except requests.RequestException as e:
-        app.logger.error("sessiond unreachable: %s %s: %s", method, path, type(e).__name__)
-        raise StoreUnavailable() from None
-    if r.status_code >= 500:
-        app.logger.error("sessiond answered %s to %s %s", r.status_code, method, path)
-        raise StoreUnavailable()
-    if r.status_code in (400, 403, 413) or (r.status_code == 401 and
-                                             _error_code(r) == "invalid_api_key"):
-        # A bug in this app or a wrong key in its configuration: never the user's fault.
-        app.logger.error("sessiond refused %s %s: %s %s", method, path, r.status_code,
-                         _error_code(r))
-        raise StoreUnavailable()
-    return r
-
-
-def _error_code(r: requests.Response) -> str:
-    try:
-        return str(r.json().get("error"))
-    except ValueError:
-        return "(no JSON body)"
-
-
-def user_path(user_id: str) -> str:
-    # Percent-encode everything, "." too: HTTP clients (requests, curl) would otherwise turn
-    # the user ids "." and ".." into dot segments of the path and call another route.
-    return ("/v1/users/" + urllib.parse.quote(user_id, safe="").replace(".", "%2E")
-            + "/sessions")
-
-
-def lookup_session(token: str) -> dict | None:
-    """GET /v1/session (reader): the session of the token, or None when it is not valid."""
-    r = sessiond("GET", "/v1/session", READER_KEY, token=token)
-    return r.json() if r.status_code == 200 else None
-
-
-def clear_cookie_header() -> str:
-    # What sessiond's clear_cookie says; built here when there is no sessiond answer to use.
-    return f"{COOKIE_NAME}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"
-
+ADMIN = SessiondClient(SESSIOND_URL, ADMIN_KEY)
+SessiondFlask(app, client=SessiondClient(SESSIOND_URL, APP_KEY), admin_client=ADMIN, cookie_name=COOKIE_NAME)
 
 # --------------------------------------------------------------------------------------------
 # Request checks: the session on every page, CSRF on every POST.
 
 
 def login_required(view):
-    """Looks the cookie's session up in sessiond on every request; no valid session, no page."""
+    """No valid session, no page (the session interface has already cleared a dead cookie)."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        token = request.cookies.get(COOKIE_NAME)
-        # Anything not shaped like a token is no session (and never reaches sessiond).
-        session = lookup_session(token) if token and TOKEN_RE.match(token) else None
-        if session is None:
-            response = redirect("/login?msg=login_required", code=303)
-            if token is not None:
-                response.headers.add("Set-Cookie", clear_cookie_header())
-            return response
-        g.token = token
-        g.session = session
-        g.user_id = session["user_id"]
-        g.is_admin = session["data"].get("role") == "admin"
-        g.csrf = session["data"].get("csrf", "")
+        session = current_session()
+        if session.session is None:
+            return redirect("/login?msg=login_required", code=303)
+        g.session = session.session
+        g.user_id = session.user_id
+        g.is_admin = session.get("role") == "admin"
+        g.csrf = session.get("csrf", "")
         return view(*args, **kwargs)
 
     return wrapper
@@ -196,7 +126,7 @@ def security_headers(response):
     return response
 
 
-@app.errorhandler(StoreUnavailable)
+@app.errorhandler(SessiondUnavailable)
 def store_unavailable(_e):
     return render_template("error.html", title="Try again in a moment",
                            text="The session store is not answering right now."), 503
@@ -231,11 +161,10 @@ def message_context():
 
 
 @app.template_filter("when")
-def format_time(value: str | None) -> str:
-    if not value:
+def format_time(value: datetime | None) -> str:
+    if value is None:
         return "-"
-    t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,36 +188,22 @@ def login():
     if not USERNAME_RE.match(username) or not password_ok:
         return redirect("/login?msg=bad_login", code=303)
 
-    # A browser that still holds a session: end it, so logins never pile up unseen.
-    old_token = request.cookies.get(COOKIE_NAME)
-    if old_token and TOKEN_RE.match(old_token):
-        sessiond("DELETE", "/v1/session", APP_KEY, token=old_token)
-
-    user_agent = CONTROL_CHARS_RE.sub("", request.headers.get("User-Agent", ""))[:512]
-    r = sessiond("POST", "/v1/sessions", APP_KEY, json={
-        "user_id": username,
-        "data": {
-            "role": "admin" if username in ADMINS else "user",
-            # The CSRF token lives in the session itself: one per login, gone at logout.
-            "csrf": secrets.token_urlsafe(32),
-        },
-        # sessiond takes strings here ("" for none; null is refused).
-        "ip": (request.remote_addr or "")[:64],
-        "user_agent": user_agent,
+    # A browser that still holds a session gets a new token (rotated if it was this user's,
+    # else the old session is revoked), so logins never pile up unseen. The session interface
+    # sends sessiond's set_cookie:
+    # __Host-session=TOKEN; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=N
+    current_session().login(username, {
+        "role": "admin" if username in ADMINS else "user",
+        # The CSRF token lives in the session itself: one per login, gone at logout.
+        "csrf": secrets.token_urlsafe(32),
     })
-    created = r.json()
-    response = redirect("/", code=303)
-    # sessiond's set_cookie: __Host-session=TOKEN; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=N
-    response.headers.add("Set-Cookie", created["set_cookie"])
-    return response
+    return redirect("/", code=303)
 
 
 def end_current_session():
-    """DELETE /v1/session (app) and sessiond's clear_cookie to the browser."""
-    r = sessiond("DELETE", "/v1/session", APP_KEY, token=g.token)
-    response = redirect("/login?msg=logged_out", code=303)
-    response.headers.add("Set-Cookie", r.json()["clear_cookie"])
-    return response
+    """Revokes the session; the session interface sends sessiond's clear_cookie."""
+    current_session().logout()
+    return redirect("/login?msg=logged_out", code=303)
 
 
 @app.post("/logout")
@@ -307,10 +222,9 @@ def home():
 @app.get("/devices")
 @login_required
 def devices():
-    r = sessiond("GET", user_path(g.user_id), ADMIN_KEY, params={"limit": 100})
-    listing = r.json()
-    return render_template("devices.html", sessions=listing["sessions"], total=listing["total"],
-                           current=g.session["handle"])
+    sessions = current_session().devices()
+    return render_template("devices.html", sessions=sessions, total=len(sessions),
+                           current=g.session.handle)
 
 
 @app.post("/devices/logout")
@@ -321,14 +235,10 @@ def logout_device():
     handle = request.form.get("handle", "")
     if not HANDLE_RE.match(handle):
         return redirect("/devices?msg=device_not_found", code=303)
-    if handle == g.session["handle"]:
+    if handle == g.session.handle:
         return end_current_session()
-    # The admin key can revoke anyone's session: check that this one is the user's own.
-    r = sessiond("GET", "/v1/sessions/" + handle, ADMIN_KEY)
-    if r.status_code != 200 or r.json()["user_id"] != g.user_id:
-        return redirect("/devices?msg=device_not_found", code=303)
-    r = sessiond("DELETE", "/v1/sessions/" + handle, ADMIN_KEY)
-    code = "device_logged_out" if r.status_code == 200 else "device_not_found"
+    # logout_device checks that the session is the user's own (the admin key could revoke any).
+    code = "device_logged_out" if current_session().logout_device(handle) else "device_not_found"
     return redirect(f"/devices?msg={code}", code=303)
 
 
@@ -336,9 +246,8 @@ def logout_device():
 @login_required
 def logout_other_devices():
     check_csrf()
-    r = sessiond("DELETE", user_path(g.user_id), ADMIN_KEY,
-                 params={"except": g.session["handle"]})
-    return redirect(f"/devices?msg=others_logged_out&n={r.json()['revoked']}", code=303)
+    n = current_session().logout_other_devices()
+    return redirect(f"/devices?msg=others_logged_out&n={n}", code=303)
 
 
 def admin_required(view):
@@ -360,7 +269,10 @@ def admin():
     if user:
         if len(user) > 256 or CONTROL_CHARS_RE.search(user):
             abort(404, "No such user.")
-        listing = sessiond("GET", user_path(user), ADMIN_KEY, params={"limit": 100}).json()
+        try:
+            listing = ADMIN.list_user_sessions(user, limit=100)
+        except InvalidRequest:
+            abort(404, "No such user.")
     return render_template("admin.html", user=user, listing=listing)
 
 
@@ -372,9 +284,11 @@ def admin_logout_user():
     user = request.form.get("user", "").strip()
     if not user or len(user) > 256 or CONTROL_CHARS_RE.search(user):
         abort(404, "No such user.")
-    r = sessiond("DELETE", user_path(user), ADMIN_KEY)
-    query = urllib.parse.urlencode({"user": user, "msg": "user_logged_out",
-                                    "n": r.json()["revoked"]})
+    try:
+        n = ADMIN.force_logout_user(user)
+    except InvalidRequest:
+        abort(404, "No such user.")
+    query = urllib.parse.urlencode({"user": user, "msg": "user_logged_out", "n": n})
     return redirect(f"/admin?{query}", code=303)
 
 
