@@ -91,29 +91,28 @@ struct ClusterTopology: Sendable, Equatable {
     }
 }
 
-/// The cluster's answers that mean "ask elsewhere or again", parsed from an error reply.
+/// The cluster's answers that mean "ask elsewhere or again", from an error reply's code.
 enum ClusterRedirect: Equatable {
     case moved(slot: Int, to: RedisNodeAddress)
     case ask(to: RedisNodeAddress)
     /// A multi-key command met keys split by a migration in progress.
     case tryAgain
-    /// The slot has no master right now, or the cluster is down.
-    case clusterDown
+    /// The cluster is down, or (`slotUnserved`) the slot has no master right now.
+    case clusterDown(slotUnserved: Bool)
     /// The node is a replica now: the map is stale.
     case readOnly
 
-    init?(errorMessage message: String, askedHost: String) {
-        let words = message.split(separator: " ")
-        switch words.first {
-        case "MOVED"?, "ASK"?:
-            guard words.count == 3, let slot = Int(words[1]), (0..<HashSlot.count).contains(slot),
-                  let address = RedisNodeAddress(parsing: words[2], defaultHost: askedHost)
-            else { return nil }
-            self = words[0] == "MOVED" ? .moved(slot: slot, to: address) : .ask(to: address)
-        case "TRYAGAIN"?: self = .tryAgain
-        case "CLUSTERDOWN"?: self = .clusterDown
-        case "READONLY"?: self = .readOnly
-        default: return nil
+    /// nil for a code that is no redirect, or an address that does not parse; an empty host
+    /// is `askedHost`'s.
+    init?(_ code: RedisErrorCode, askedHost: String) {
+        switch code {
+        case .moved(let slot, let text), .ask(let slot, let text):
+            guard let address = RedisNodeAddress(parsing: text, defaultHost: askedHost) else { return nil }
+            if case .moved = code { self = .moved(slot: slot, to: address) } else { self = .ask(to: address) }
+        case .tryAgain: self = .tryAgain
+        case .clusterDown(let slotUnserved): self = .clusterDown(slotUnserved: slotUnserved)
+        case .readOnly: self = .readOnly
+        case .noScript, .outOfMemory, .noPermission, .other: return nil
         }
     }
 }

@@ -292,7 +292,7 @@ public final class RedisClient: RedisDeployment, Sendable {
         }
         do {
             return try await runScript(sha, keys: keys, arguments: arguments, replicated: replicated, asking: asking)
-        } catch let error as RedisClientError where error.code == .commandError && error.message.hasPrefix("NOSCRIPT") {
+        } catch let error as RedisClientError where error.reply == .noScript {
             let reloaded = try await load(script)
             return try await runScript(reloaded, keys: keys, arguments: arguments, replicated: replicated, asking: asking)
         }

@@ -10,8 +10,11 @@ public struct RedisClientError: Error, Sendable, Equatable, CustomStringConverti
         case timeout
         /// No connection is up (Redis is down or unreachable); the command was not sent.
         case unavailable
-        /// Connecting, authenticating or selecting the database failed.
+        /// Connecting failed (refused, unreachable, TLS handshake).
         case connectFailed
+        /// Redis answered the connection setup (`AUTH`, `SELECT`) with an error: wrong
+        /// credentials or database, which waiting will not fix.
+        case setupRefused
         /// Redis sent bytes that are not RESP.
         case protocolError
         /// The configuration (URL) is invalid.
@@ -25,15 +28,18 @@ public struct RedisClientError: Error, Sendable, Equatable, CustomStringConverti
 
     public let code: Code
     public let message: String
+    /// The error reply's code, for `.commandError`.
+    public let reply: RedisErrorCode?
 
     public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
+        reply = code == .commandError ? RedisErrorCode(message: message) : nil
     }
 
     /// Redis refused a write at `maxmemory` under `noeviction` (`-OOM ...`, also from a script).
     public var isOutOfMemory: Bool {
-        code == .commandError && message.hasPrefix("OOM ")
+        reply == .outOfMemory
     }
 
     /// True when the failure says nothing about the data: Redis could not be reached in time.

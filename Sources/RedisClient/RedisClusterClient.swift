@@ -128,7 +128,7 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
             do {
                 return try await operation(node, askTarget != nil)
             } catch let error as RedisClientError where error.code == .commandError {
-                guard let redirect = ClusterRedirect(errorMessage: error.message, askedHost: node.configuration.host) else { throw error }
+                guard let reply = error.reply, let redirect = ClusterRedirect(reply, askedHost: node.configuration.host) else { throw error }
                 lastRedirect = error.message
                 askTarget = nil
                 switch redirect {
@@ -139,11 +139,11 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
                     askTarget = pool(for: address)
                 case .tryAgain:
                     if attempt + 1 < Self.maxAttempts { try? await Task.sleep(for: Self.pause(attempt)) }
-                case .clusterDown where error.message.contains("not served"):
+                case .clusterDown(slotUnserved: true):
                     // The slot has no master: nothing to wait for within one request.
                     requestRefresh()
                     throw RedisClientError(.unavailable, "cluster slot \(slot) is not served")
-                case .clusterDown, .readOnly:
+                case .clusterDown(slotUnserved: false), .readOnly:
                     requestRefresh()
                     if attempt + 1 < Self.maxAttempts { try? await Task.sleep(for: Self.pause(attempt)) }
                 }

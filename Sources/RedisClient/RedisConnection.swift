@@ -88,7 +88,7 @@ public final class RedisConnection: Sendable {
             }
         } catch let error as RedisClientError where error.code == .commandError {
             // The server's own words (WRONGPASS, NOAUTH, ERR DB index...) say what is wrong.
-            throw RedisClientError(.connectFailed, "Redis refused the connection setup: \(error.message)")
+            throw RedisClientError(.setupRefused, "Redis refused the connection setup: \(error.message)")
         } catch let error as RedisClientError where error.message.contains("CERTIFICATE_VERIFY_FAILED") {
             // Waiting will not fix a certificate that the configured CA did not sign.
             throw RedisClientError(

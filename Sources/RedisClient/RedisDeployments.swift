@@ -61,7 +61,7 @@ public enum RedisDeployments {
             for seed in seeds {
                 do {
                     answered.append((seed, try await isClusterNode(seed, eventLoopGroup: eventLoopGroup)))
-                } catch let error as RedisClientError where error.code == .connectFailed && error.message.hasPrefix("Redis refused") {
+                } catch let error as RedisClientError where error.code == .setupRefused {
                     throw StartupRefusal(error.message)
                 } catch let error as RedisClientError where error.code == .invalidConfiguration {
                     // A certificate the configured CA did not sign: waiting will not help.

@@ -16,3 +16,18 @@ struct SessionScripts: Sendable {
         RedisScript(name: name, source: SessionScriptSource.common + body)
     }
 }
+
+/// The refusals the scripts answer with `redis.error_reply` (their first word): the store's
+/// reasons to try again, typed once here rather than compared as text at each call.
+enum SessionScriptRefusal: String {
+    /// The new handle already names a session (a 78-bit collision, or a retried create).
+    case collision = "COLLISION"
+    /// What the script was given no longer matches Redis (the index changed, or the record
+    /// belongs to another user).
+    case stale = "STALE"
+
+    init?(_ error: RedisClientError) {
+        guard case .other(let word)? = error.reply else { return nil }
+        self.init(rawValue: word)
+    }
+}

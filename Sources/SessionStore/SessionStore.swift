@@ -160,8 +160,7 @@ public final class SessionStore: Sendable {
             let reply: RESPValue
             do {
                 reply = try await redis.evaluate(scripts.create, keys: keys, arguments: arguments, replicated: false)
-            } catch let error as RedisClientError where error.code == .commandError
-                && (error.message.hasPrefix("COLLISION") || error.message.hasPrefix("STALE")) {
+            } catch let error as RedisClientError where SessionScriptRefusal(error) != nil {
                 continue
             }
             guard let parts = reply.array, parts.count == 2, let record = parts[0].bytes, let revoked = parts[1].array else {
@@ -362,7 +361,7 @@ public final class SessionStore: Sendable {
                     arguments: [RedisArgument(String(old.rest)), RedisArgument(String(fresh.handle.rest)), RedisArgument(current.userID)],
                     replicated: true
                 )
-            } catch let error as RedisClientError where error.code == .commandError && error.message.hasPrefix("COLLISION") {
+            } catch let error as RedisClientError where SessionScriptRefusal(error) == .collision {
                 continue
             }
             guard let session = try session(from: reply, handle: fresh.handle) else { return nil }

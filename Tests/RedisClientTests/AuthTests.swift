@@ -8,7 +8,7 @@ struct AuthTests {
     static let password = "p@ss:w/rd% 42"
     static let encodedPassword = "p%40ss%3Aw%2Frd%25%2042"
 
-    @Test("a server with --requirepass: the right password works, none gives NOAUTH, a wrong one a clear .connectFailed")
+    @Test("a server with --requirepass: the right password works, none gives NOAUTH, a wrong one a clear .setupRefused")
     func requirePass() async throws {
         try await RedisServerProcess.withServer(extraArgs: ["--requirepass", Self.password]) { server in
             let configuration = try RedisConfiguration(url: "redis://:\(Self.encodedPassword)@127.0.0.1:\(server.port)/0").forTests
@@ -36,7 +36,7 @@ struct AuthTests {
             let error = await #expect(throws: RedisClientError.self) {
                 try await RedisConnection.connect(configuration: wrong, eventLoop: MultiThreadedEventLoopGroup.singleton.next())
             }
-            #expect(error?.code == .connectFailed, "\(String(describing: error))")
+            #expect(error?.code == .setupRefused, "\(String(describing: error))")
             #expect(error?.message.contains("WRONGPASS") == true || error?.message.contains("invalid password") == true,
                     "\(String(describing: error))")
             #expect(error?.message.contains("not-the-password") == false, "the password leaked into the error")
@@ -77,7 +77,7 @@ struct AuthTests {
                 #expect(try await client.send("SET", "bob:1", "b") == .simpleString("OK"))
                 let denied = await #expect(throws: RedisClientError.self) { try await client.send("SET", "alice:1", "b") }
                 #expect(denied?.code == .commandError)
-                #expect(denied?.message.hasPrefix("NOPERM") == true, "\(String(describing: denied))")
+                #expect(denied?.reply == .noPermission, "\(String(describing: denied))")
             }
 
             // A wrong password for the ACL user.
@@ -85,7 +85,7 @@ struct AuthTests {
             let error = await #expect(throws: RedisClientError.self) {
                 try await RedisConnection.connect(configuration: wrong, eventLoop: MultiThreadedEventLoopGroup.singleton.next())
             }
-            #expect(error?.code == .connectFailed)
+            #expect(error?.code == .setupRefused)
             #expect(error?.message.contains("WRONGPASS") == true, "\(String(describing: error))")
         }
     }
@@ -110,14 +110,14 @@ struct AuthTests {
         }
     }
 
-    @Test("a database Redis does not have fails the connection setup with .connectFailed")
+    @Test("a database Redis does not have fails the connection setup with .setupRefused")
     func selectMissingDatabase() async throws {
         var configuration = try SharedRedis.configuration()
         configuration.database = 100_000
         let error = await #expect(throws: RedisClientError.self) {
             try await RedisConnection.connect(configuration: configuration, eventLoop: MultiThreadedEventLoopGroup.singleton.next())
         }
-        #expect(error?.code == .connectFailed)
+        #expect(error?.code == .setupRefused)
         #expect(error?.message.contains("DB index") == true, "\(String(describing: error))")
     }
 }

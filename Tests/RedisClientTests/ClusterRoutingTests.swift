@@ -23,20 +23,32 @@ struct ClusterRoutingTests {
 
     @Test("MOVED, ASK, TRYAGAIN, CLUSTERDOWN and READONLY are told apart; other errors are not redirects")
     func redirects() {
-        #expect(ClusterRedirect(errorMessage: "MOVED 3999 127.0.0.1:6381", askedHost: "x")
-            == .moved(slot: 3999, to: RedisNodeAddress(host: "127.0.0.1", port: 6381)))
-        #expect(ClusterRedirect(errorMessage: "ASK 3999 10.0.0.2:7000", askedHost: "x")
-            == .ask(to: RedisNodeAddress(host: "10.0.0.2", port: 7000)))
-        #expect(ClusterRedirect(errorMessage: "MOVED 12 :7001", askedHost: "10.1.1.1")
-            == .moved(slot: 12, to: RedisNodeAddress(host: "10.1.1.1", port: 7001)), "an empty host is the asked node's")
-        #expect(ClusterRedirect(errorMessage: "MOVED 1 [::1]:7001", askedHost: "x")
-            == .moved(slot: 1, to: RedisNodeAddress(host: "::1", port: 7001)))
-        #expect(ClusterRedirect(errorMessage: "TRYAGAIN Multiple keys request during rehashing of slot", askedHost: "x") == .tryAgain)
-        #expect(ClusterRedirect(errorMessage: "CLUSTERDOWN Hash slot not served", askedHost: "x") == .clusterDown)
-        #expect(ClusterRedirect(errorMessage: "READONLY You can't write against a read only replica.", askedHost: "x") == .readOnly)
+        let redirect = { (message: String, askedHost: String) in ClusterRedirect(RedisErrorCode(message: message), askedHost: askedHost) }
+        #expect(redirect("MOVED 3999 127.0.0.1:6381", "x") == .moved(slot: 3999, to: RedisNodeAddress(host: "127.0.0.1", port: 6381)))
+        #expect(redirect("ASK 3999 10.0.0.2:7000", "x") == .ask(to: RedisNodeAddress(host: "10.0.0.2", port: 7000)))
+        #expect(redirect("MOVED 12 :7001", "10.1.1.1") == .moved(slot: 12, to: RedisNodeAddress(host: "10.1.1.1", port: 7001)),
+                "an empty host is the asked node's")
+        #expect(redirect("MOVED 1 [::1]:7001", "x") == .moved(slot: 1, to: RedisNodeAddress(host: "::1", port: 7001)))
+        #expect(redirect("TRYAGAIN Multiple keys request during rehashing of slot", "x") == .tryAgain)
+        #expect(redirect("CLUSTERDOWN Hash slot not served", "x") == .clusterDown(slotUnserved: true))
+        #expect(redirect("CLUSTERDOWN The cluster is down", "x") == .clusterDown(slotUnserved: false))
+        #expect(redirect("READONLY You can't write against a read only replica.", "x") == .readOnly)
         for other in ["ERR unknown command", "MOVED", "MOVED 99999 h:1", "MOVED 1 nohost", "ASK x h:1", "NOSCRIPT No matching script"] {
-            #expect(ClusterRedirect(errorMessage: other, askedHost: "x") == nil, "\(other)")
+            #expect(redirect(other, "x") == nil, "\(other)")
         }
+    }
+
+    @Test("error replies are typed by their code word, Redis's own and the scripts' alike")
+    func errorCodes() {
+        #expect(RedisErrorCode(message: "NOSCRIPT No matching script. Please use EVAL.") == .noScript)
+        #expect(RedisErrorCode(message: "OOM command not allowed when used memory > 'maxmemory'.") == .outOfMemory)
+        #expect(RedisErrorCode(message: "NOPERM this user has no permissions to run the 'flushall' command") == .noPermission)
+        #expect(RedisErrorCode(message: "MOVED 7 10.0.0.1:7000") == .moved(slot: 7, address: "10.0.0.1:7000"))
+        #expect(RedisErrorCode(message: "COLLISION session handle already exists") == .other("COLLISION"))
+        #expect(RedisErrorCode(message: "ERR wrong number of arguments") == .other("ERR"))
+        #expect(RedisErrorCode(message: "") == .other(""))
+        #expect(RedisClientError(.commandError, "OOM no room").isOutOfMemory)
+        #expect(RedisClientError(.timeout, "OOM in the text of another failure").reply == nil)
     }
 
     @Test("a CLUSTER SLOTS reply becomes a slot map; a MOVED reassigns one slot")

@@ -84,7 +84,7 @@ struct PipeliningTests {
                                 let reply = try await connection.send(RedisCommand("INCR", RedisArgument(text)))
                                 return "INCR #\(i) should fail, got \(reply)"
                             } catch let error as RedisClientError {
-                                return error.code == .commandError && error.message.hasPrefix("ERR") ? nil : "INCR #\(i): \(error)"
+                                return error.reply == .other("ERR") ? nil : "INCR #\(i): \(error)"
                             }
                         } else {
                             let reply = try await connection.send(RedisCommand("ECHO", RedisArgument("ok-\(i)")))
