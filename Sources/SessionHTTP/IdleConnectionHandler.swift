@@ -3,8 +3,8 @@ import NIOCore
 import NIOHTTPTypes
 
 /// Closes a connection that has no request in progress for `timeout`: an idle keep-alive
-/// connection, or a client sending its headers slowly (no request head arrives until they are
-/// complete, so it counts as idle). It sees the router's requests and answers as HTTP parts,
+/// connection, or a client sending its headers or its body slowly (a request counts from the
+/// moment it is complete, so until then the connection is idle). It sees the router's requests and answers as HTTP parts,
 /// and the lookup fast path (in front of NIO's parser) tells it of its own
 /// (Hummingbird's idle timeout sees only the router's, and would close busy lookup connections).
 /// When a router answer has been written it tells the fast path so (`RouterAnswerEnded`).
@@ -17,8 +17,10 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     typealias OutboundOut = HTTPResponsePart
 
     private let timeout: TimeAmount
-    /// Requests whose head arrived and whose answer has not ended yet.
+    /// Requests received whole whose answer has not ended yet.
     private var inProgress = 0
+    /// Where the router's current request is (it handles one at a time).
+    private var routed = RoutedRequest.none
     /// When the last answer ended (or the connection opened): the idle time counts from here.
     private var idleSince = NIODeadline.now()
     /// One timer per connection, re-armed only when it fires: a request costs a clock read, not
@@ -57,7 +59,17 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head = unwrapInboundIn(data) { requestStarted() }
+        switch (unwrapInboundIn(data), routed) {
+        case (.head, _):
+            routed = .receiving
+        case (.end, .receiving):
+            routed = .inFlight
+            requestStarted()
+        case (.end, .answeredEarly):
+            routed = .none
+        default:
+            break
+        }
         context.fireChannelRead(data)
     }
 
@@ -66,13 +78,23 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.write(data, promise: promise)
             return
         }
-        answerEnded()
+        switch routed {
+        case .inFlight:
+            routed = .none
+            answerEnded()
+        case .receiving:
+            // Answered before the body ended (a refused key, a body over the limit): the request
+            // never counted, and its end, if it comes, does not start one.
+            routed = .answeredEarly
+        case .none, .answeredEarly:
+            break
+        }
         context.write(data, promise: promise)
         // After the answer's bytes, so the fast path's next answers follow them.
         context.triggerUserOutboundEvent(RouterAnswerEnded(), promise: nil)
     }
 
-    /// A request's head has been read (by the router's parser or the fast path).
+    /// A request has been read whole (by the router's parser or the fast path).
     func requestStarted() {
         inProgress += 1
         if inProgress == 1, let drained { drainer.markBusy(drained) }
@@ -152,4 +174,15 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             arm(at: inProgress == 0 ? due : .now() + timeout, context: context)
         }
     }
+}
+
+/// The router's request as the idle timeout and the drainer see it.
+private enum RoutedRequest {
+    case none
+    /// The head has arrived, the body not all of it: the connection still counts as idle.
+    case receiving
+    /// Received whole and not answered yet.
+    case inFlight
+    /// Answered while its body was still arriving.
+    case answeredEarly
 }

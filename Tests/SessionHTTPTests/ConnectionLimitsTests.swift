@@ -1,4 +1,5 @@
 import Foundation
+import RedisTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -6,9 +7,9 @@ import Glibc
 #endif
 
 /// A slow or idle client cannot hold a connection for ever (SESSIOND_CONNECTION_IDLE_TIMEOUT
-/// also bounds headers sent byte by byte), and SESSIOND_MAX_CONNECTIONS holds: at it, idle
-/// connections are closed to make room for a new one; when every connection is busy, a new one
-/// waits and is served once another closes.
+/// also bounds headers and bodies sent byte by byte), and SESSIOND_MAX_CONNECTIONS holds: at it,
+/// idle connections are closed to make room for a new one; when every connection has a request
+/// in flight, a new one waits and is served once one is free.
 @Suite struct ConnectionLimitsTests {
     /// A plain TCP connection to the test server, read without blocking the test's threads.
     final class RawConnection {
@@ -101,6 +102,31 @@ import Glibc
         }
     }
 
+    /// A request counts from the moment it is whole: a body sent a byte at a time is cut at the
+    /// idle timeout like slow headers, or it would hold its connection for ever.
+    @Test func slowBodyIsCutAtTheIdleTimeout() async throws {
+        try await Sessiond.with(settings: ["SESSIOND_CONNECTION_IDLE_TIMEOUT": "1"]) { server in
+            let session = try await server.create(user: "slow-body")
+            let slow = try RawConnection(port: server.client.port)
+            let body = String(repeating: " ", count: 40) + #"{"n":1}"#
+            slow.write(
+                "PATCH /v1/session HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestKeys.app)\r\nX-Session-Token: \(session.token)\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+            )
+            // A byte every 300 ms: 47 bytes take 14 s.
+            var closedAfter: Int?
+            for (count, byte) in zip(1..., body) {
+                slow.write(String(byte))
+                if try await slow.read(for: .milliseconds(300)).closed {
+                    closedAfter = count
+                    break
+                }
+            }
+            #expect(closedAfter != nil, "the server closed the slow body before its last byte")
+            #expect(try await server.client.send(.GET, "/healthz").status == 200, "others are served")
+        }
+    }
+
     /// The idle timeout never cuts a connection that keeps sending requests, lookups (answered
     /// by the fast path) included: the connection lives well past the timeout. The gaps are a
     /// seventh of the timeout, so a client slowed by the parallel suite stays busy.
@@ -130,93 +156,106 @@ import Glibc
         return count == 0 || (count < 0 && errno == ECONNRESET)
     }
 
-    /// A PATCH whose head has arrived and whose body has not: a request in flight, which no
-    /// limit may cut. The body it still waits for is `patchRest`.
-    func startPatch(on connection: RawConnection, token: String) {
-        connection.write(
-            "PATCH /v1/session HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestKeys.app)\r\nX-Session-Token: \(token)\r\n"
-                + "Content-Type: application/json\r\nContent-Length: \(patchBody.utf8.count)\r\n\r\n" + patchBody.prefix(3)
-        )
+    /// A lookup sent while `redis` is paused: a request received whole and in flight, since its
+    /// answer waits for Redis.
+    func startLookup(on connection: RawConnection, token: String) {
+        connection.write("GET /v1/session HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestKeys.reader)\r\nX-Session-Token: \(token)\r\n\r\n")
     }
-    let patchBody = #"{"step":1}"#
-    var patchRest: String { String(patchBody.dropFirst(3)) }
+
+    func pause(_ redis: RedisServerProcess, milliseconds: Int) async throws {
+        let reply = try await runRedisCLI(["-p", String(redis.port), "CLIENT", "PAUSE", String(milliseconds), "ALL"])
+        #expect(reply.contains("OK"), "CLIENT PAUSE: \(reply)")
+    }
 
     /// When every connection has a request in flight, none is closed to make room: a new one
-    /// waits in the backlog, and is served once another closes.
+    /// waits in the backlog, and is served once one of them has its answer and is idle.
     @Test func connectionLimitHoldsWhileEveryConnectionIsBusy() async throws {
-        try await Sessiond.with(settings: ["SESSIOND_MAX_CONNECTIONS": "3", "SESSIOND_CONNECTION_IDLE_TIMEOUT": "30"]) { server in
-            let session = try await server.create(user: "busy-limit")
-            // waitUntilReady's connections have closed; give the server a moment to count them out.
-            try await Task.sleep(for: .milliseconds(200))
-            var held = try (0..<3).map { _ in try RawConnection(port: server.client.port) }
-            for connection in held { startPatch(on: connection, token: session.token) }
-            try await Task.sleep(for: .milliseconds(200))
-            let waiting = try RawConnection(port: server.client.port)  // the kernel's backlog takes it
-            waiting.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            let early = try await waiting.read(for: .seconds(1))
-            #expect(early.text.isEmpty && !early.closed, "a fourth connection is not served while three are busy")
-            #expect(!held.contains(where: isClosed), "no busy connection was closed to make room")
-            held.removeFirst()  // closes one
-            let late = try await waiting.read(for: .seconds(5))
-            #expect(late.text.hasPrefix("HTTP/1.1 200"), "served once a slot is free: \(late.text.prefix(40))")
-            var pending = [UInt8]()
-            held[0].write(patchRest)
-            let answer = try await held[0].readResponse(buffered: &pending, for: .seconds(5))
-            #expect(answer?.hasPrefix("HTTP/1.1 200") == true, "the request in flight is answered: \(answer?.prefix(40) ?? "closed")")
+        try await RedisServerProcess.withServer { redis in
+            try await Sessiond.with(redisURL: redis.url, settings: ["SESSIOND_MAX_CONNECTIONS": "3", "SESSIOND_CONNECTION_IDLE_TIMEOUT": "30"]) { server in
+                let session = try await server.create(user: "busy-limit")
+                // waitUntilReady's connections have closed; give the server a moment to count them out.
+                try await Task.sleep(for: .milliseconds(200))
+                let held = try (0..<3).map { _ in try RawConnection(port: server.client.port) }
+                try await pause(redis, milliseconds: 2500)
+                for connection in held { startLookup(on: connection, token: session.token) }
+                try await Task.sleep(for: .milliseconds(200))
+                let waiting = try RawConnection(port: server.client.port)  // the kernel's backlog takes it
+                waiting.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                let early = try await waiting.read(for: .seconds(1))
+                #expect(early.text.isEmpty && !early.closed, "a fourth connection is not served while three are busy")
+                // Redis answers again: each held lookup gets its 200, and the first connection to go
+                // idle makes room for the waiting one.
+                for connection in held {
+                    var pending = [UInt8]()
+                    let answer = try await connection.readResponse(buffered: &pending, for: .seconds(10))
+                    #expect(answer?.hasPrefix("HTTP/1.1 200") == true, "the request in flight is answered: \(answer?.prefix(40) ?? "closed")")
+                }
+                let late = try await waiting.read(for: .seconds(5))
+                #expect(late.text.hasPrefix("HTTP/1.1 200"), "served once a connection is idle: \(late.text.prefix(40))")
+            }
         }
     }
 
     /// At the limit, a new client is served at once: idle connections are closed to make room,
-    /// longest idle first (one that never sent a request counts as idle), never one with a
-    /// request in flight; `sessiond_connections_drained_total` counts them.
+    /// longest idle first (one that has not sent a whole request counts as idle, however long
+    /// ago it began), never one with a request in flight; `sessiond_connections_drained_total`
+    /// counts them.
     @Test func idleConnectionsAreDrainedLongestIdleFirst() async throws {
-        try await Sessiond.with(settings: ["SESSIOND_MAX_CONNECTIONS": "50", "SESSIOND_CONNECTION_IDLE_TIMEOUT": "30"]) { server in
-            let session = try await server.create(user: "drain-order")
-            try await Task.sleep(for: .milliseconds(200))
-            let old = try (0..<50).map { _ in try RawConnection(port: server.client.port) }
-            let healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-            // The last sends half a request head (slowloris): idle since it opened, the longest.
-            old[49].write("GET /healthz HTTP/1.1\r\nHost: x\r\n")
-            // The others one request each, answered before the next is sent: each went idle after
-            // the one before it (the order of opening is not enough: two event loops accept them).
-            // The first five go last, and the sixth will have a request in flight.
-            for connection in Array(old[6..<49]) + Array(old[0..<5]) {
-                var pending = [UInt8]()
-                connection.write(healthz)
-                #expect(try await connection.readResponse(buffered: &pending, for: .seconds(5))?.hasPrefix("HTTP/1.1 200") == true)
+        try await RedisServerProcess.withServer { redis in
+            try await Sessiond.with(redisURL: redis.url, settings: ["SESSIOND_MAX_CONNECTIONS": "50", "SESSIOND_CONNECTION_IDLE_TIMEOUT": "30"]) { server in
+                try await drainingOrder(server: server, redis: redis)
             }
-            startPatch(on: old[5], token: session.token)
-            try await Task.sleep(for: .milliseconds(100))
-            // 20 new clients, each kept open: every one needs room made for it.
-            var new = [RawConnection]()
-            for _ in 0..<20 {
-                let connection = try RawConnection(port: server.client.port)
-                let start = ContinuousClock.now
-                var pending = [UInt8]()
-                connection.write(healthz)
-                let answer = try await connection.readResponse(buffered: &pending, for: .seconds(5))
-                #expect(answer?.hasPrefix("HTTP/1.1 200") == true, "a new client is served at the limit: \(answer?.prefix(40) ?? "none")")
-                #expect(ContinuousClock.now - start < .seconds(1), "without waiting for the idle timeout")
-                new.append(connection)
-            }
-            try await Task.sleep(for: .milliseconds(300))
-            let order = [old[49]] + Array(old[6..<49]) + Array(old[0..<5]) + new
-            let closed = order.map(isClosed)
-            let count = closed.prefix { $0 }.count
-            #expect(closed.dropFirst(count).allSatisfy { !$0 }, "closed longest idle first: \(closed.map { $0 ? "x" : "." }.joined())")
-            #expect(count >= 20 && count <= 20 + 32, "room for 20 new clients, at most one batch more: \(count) closed")
-            #expect(!isClosed(old[5]), "the connection with a request in flight stays open")
-            // The first metrics request needs room made for it (a batch, whose closes may still be
-            // under way when it is answered); the second finds room and reads the settled count.
-            _ = try await server.request(.GET, "/metrics", key: TestKeys.reader)
-            try await Task.sleep(for: .milliseconds(300))
-            let metrics = try await server.request(.GET, "/metrics", key: TestKeys.reader).text
-            let drained = metrics.split(separator: "\n").first { $0.hasPrefix("sessiond_connections_drained_total ") }
-            #expect(drained.flatMap { Int($0.split(separator: " ")[1]) } == order.filter(isClosed).count, "\(drained ?? "no drained metric")")
-            var pending = [UInt8]()
-            old[5].write(patchRest)
-            let answer = try await old[5].readResponse(buffered: &pending, for: .seconds(5))
-            #expect(answer?.hasPrefix("HTTP/1.1 200") == true, "the request in flight is answered: \(answer?.prefix(40) ?? "closed")")
         }
+    }
+
+    private func drainingOrder(server: Sessiond, redis: RedisServerProcess) async throws {
+        let session = try await server.create(user: "drain-order")
+        try await Task.sleep(for: .milliseconds(200))
+        let old = try (0..<50).map { _ in try RawConnection(port: server.client.port) }
+        let healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        // The last two send half a request head (slowloris) and a head with half a body: idle
+        // since they opened, the longest.
+        old[49].write("GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        old[48].write("PATCH /v1/session HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestKeys.app)\r\nX-Session-Token: \(session.token)\r\nContent-Length: 100\r\n\r\n{")
+        // The others one request each, answered before the next is sent: each went idle after the
+        // one before it (the order of opening is not enough: two event loops accept them). The
+        // first five go last, and the sixth will have a request in flight.
+        for connection in Array(old[6..<48]) + Array(old[0..<5]) {
+            var pending = [UInt8]()
+            connection.write(healthz)
+            #expect(try await connection.readResponse(buffered: &pending, for: .seconds(5))?.hasPrefix("HTTP/1.1 200") == true)
+        }
+        try await pause(redis, milliseconds: 2500)
+        startLookup(on: old[5], token: session.token)
+        try await Task.sleep(for: .milliseconds(100))
+        // 20 new clients, each kept open: every one needs room made for it.
+        var new = [RawConnection]()
+        for _ in 0..<20 {
+            let connection = try RawConnection(port: server.client.port)
+            let start = ContinuousClock.now
+            var pending = [UInt8]()
+            connection.write(healthz)
+            let answer = try await connection.readResponse(buffered: &pending, for: .seconds(5))
+            #expect(answer?.hasPrefix("HTTP/1.1 200") == true, "a new client is served at the limit: \(answer?.prefix(40) ?? "none")")
+            #expect(ContinuousClock.now - start < .seconds(1), "without waiting for the idle timeout")
+            new.append(connection)
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let order = [old[48], old[49]] + Array(old[6..<48]) + Array(old[0..<5]) + new
+        let closed = order.map(isClosed)
+        let count = closed.prefix { $0 }.count
+        #expect(closed.dropFirst(count).allSatisfy { !$0 }, "closed longest idle first: \(closed.map { $0 ? "x" : "." }.joined())")
+        #expect(count >= 20 && count <= 20 + 32, "room for 20 new clients, at most one batch more: \(count) closed")
+        #expect(!isClosed(old[5]), "the connection with a request in flight stays open")
+        var pending = [UInt8]()
+        let answer = try await old[5].readResponse(buffered: &pending, for: .seconds(10))
+        #expect(answer?.hasPrefix("HTTP/1.1 200") == true, "the request in flight is answered: \(answer?.prefix(40) ?? "closed")")
+        // The first metrics request needs room made for it (a batch, whose closes may still be
+        // under way when it is answered); the second finds room and reads the settled count.
+        _ = try await server.request(.GET, "/metrics", key: TestKeys.reader)
+        try await Task.sleep(for: .milliseconds(300))
+        let metrics = try await server.request(.GET, "/metrics", key: TestKeys.reader).text
+        let drained = metrics.split(separator: "\n").first { $0.hasPrefix("sessiond_connections_drained_total ") }
+        #expect(drained.flatMap { Int($0.split(separator: " ")[1]) } == order.filter(isClosed).count, "\(drained ?? "no drained metric")")
     }
 }
