@@ -29,7 +29,6 @@ import concurrent.futures
 import json
 import os
 import re
-import socket
 import sys
 import time
 import urllib.parse
@@ -42,6 +41,9 @@ import yaml  # PyYAML, a dependency of openapi-core
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -805,14 +807,8 @@ def run_scenarios(c: Contract, pause_redis: Optional[str]) -> None:
             worker = Contract(c.base_url, c.keys, c.spec_path, c.max_data_bytes, c.idle_timeout, c.verbose)
             worker.secrets = c.secrets
             workers.append(worker)
-        host, _, port = pause_redis.rpartition(":")
         pause_ms = 6000
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5) as redis:
-            command = ["CLIENT", "PAUSE", str(pause_ms), "ALL"]
-            redis.sendall(("*%d\r\n" % len(command) + "".join(f"${len(a)}\r\n{a}\r\n" for a in command)).encode())
-            reply = redis.recv(64)
-            if not reply.startswith(b"+OK"):
-                raise SystemExit(f"CLIENT PAUSE failed: {reply!r}")
+        redis_command(pause_redis, "CLIENT", "PAUSE", str(pause_ms), "ALL")
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(len(outage)) as pool:
             futures = []
@@ -861,11 +857,12 @@ def run_scenarios(c: Contract, pause_redis: Optional[str]) -> None:
 def redis_command(address: str, *command: str) -> None:
     """Sends one command to the Redis at host:port (one of the script's own) and requires +OK."""
     host, _, port = address.rpartition(":")
-    with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5) as redis:
-        redis.sendall(("*%d\r\n" % len(command) + "".join(f"${len(a)}\r\n{a}\r\n" for a in command)).encode())
-        reply = redis.recv(64)
-        if not reply.startswith(b"+OK"):
-            raise SystemExit(f"{' '.join(command[:2])} failed: {reply!r}")
+    try:
+        reply = harness.redis_command(int(port), *command, host=host or "127.0.0.1")
+    except RuntimeError as error:
+        reply = str(error)
+    if reply != "+OK":
+        raise SystemExit(f"{' '.join(command[:2])} failed: {reply!r}")
 
 
 def main() -> int:

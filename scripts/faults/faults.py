@@ -36,6 +36,9 @@ import threading
 import time
 import urllib.parse
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import api_keys, redis_command, rss_kib  # noqa: E402
+
 now = time.monotonic  # CLOCK_MONOTONIC: the same clock in the driver and the proxy process
 
 # Bounds. sessiond's Redis command timeout is 1 s.
@@ -56,28 +59,6 @@ def log(msg):
     print(f"faults: {msg}", file=sys.stderr, flush=True)
 
 
-# --------------------------------------------------------------------------------------------
-# Minimal RESP client (for PING and CLIENT PAUSE on our own Redis)
-
-def redis_command(port, *args, timeout=5.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        out = f"*{len(args)}\r\n".encode()
-        for a in args:
-            b = str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(b), b)
-        s.sendall(out)
-        buf = b""
-        while b"\r\n" not in buf:
-            chunk = s.recv(4096)
-            if not chunk:
-                raise ConnectionError("redis closed the connection")
-            buf += chunk
-        line = buf.split(b"\r\n", 1)[0].decode()
-        if line.startswith("-"):
-            raise RuntimeError(line)
-        return line
-
-
 def redis_wait_ready(port, deadline):
     while now() < deadline:
         try:
@@ -87,14 +68,6 @@ def redis_wait_ready(port, deadline):
             pass
         time.sleep(0.02)
     return False
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 # --------------------------------------------------------------------------------------------
@@ -783,8 +756,7 @@ def main():
     if args.cmd == "proxy":
         return run_proxy(args)
 
-    keys = {"reader": os.environ["SESSIOND_READER_KEY"], "app": os.environ["SESSIOND_APP_KEY"],
-            "admin": os.environ["SESSIOND_ADMIN_KEY"]}
+    keys = api_keys("faults.py")
     cases = {"1": case_kill, "2": case_pause, "3": case_stall}
     ok = True
     try:

@@ -23,14 +23,8 @@ import threading
 import time
 import urllib.parse
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def env(name):
-    value = os.environ.get(name, "")
-    if not value:
-        sys.exit(f"hostile.py: {name} is not set")
-    return value
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import api_keys, env, open_fds, rss_kib  # noqa: E402
 
 
 # --- raw HTTP ------------------------------------------------------------------------------------
@@ -195,21 +189,6 @@ class Service:
                 return float(line.split()[1])
         return None
 
-    def rss_kib(self):
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
-        except OSError:
-            return None
-
-    def fds(self):
-        try:
-            return len(os.listdir(f"/proc/{self.pid}/fd"))
-        except OSError:
-            return None
-
     def alive(self):
         return os.path.exists(f"/proc/{self.pid}") and not open(f"/proc/{self.pid}/stat").read().split(")")[1].split()[0] == "Z"
 
@@ -293,12 +272,12 @@ def case_oversized_body(svc, ctx):
     a = exchange(svc.addr, chunks)
     expect(res, "1 MiB body, chunked", a, 413, "payload_too_large")
     # 100 MiB chunked stream: the server must cut it off, not buffer it.
-    rss0 = svc.rss_kib()
+    rss0 = rss_kib(svc.pid)
     big = b"%x\r\n%s\r\n" % (1 << 20, b"a" * (1 << 20))
     first = b'{"user_id":"u","data":{"x":"'
     a = exchange(svc.addr, [head, b"%x\r\n%s\r\n" % (len(first), first)] + [big] * 100 + [b"0\r\n\r\n"], timeout=20)
     expect(res, "100 MiB body, chunked", a, 413, "payload_too_large")
-    res.record(f"sessiond RSS {rss0} KiB before, {svc.rss_kib()} KiB after the 100 MiB chunked body")
+    res.record(f"sessiond RSS {rss0} KiB before, {rss_kib(svc.pid)} KiB after the 100 MiB chunked body")
     # Broken chunked framing (a chunk longer than its declared size): a malformed request.
     a = exchange(svc.addr, [head, b"%x\r\n%s\r\n" % (len(first) - 1, first), b"0\r\n\r\n"])
     expect(res, "chunked body whose first chunk is one byte longer than its size line", a, 400, ("invalid_request", None))
@@ -323,7 +302,7 @@ def case_oversized_headers(svc, ctx):
     no_5xx(res, "a 64 KiB Cookie header", a)
     a = exchange(svc.addr, [request_bytes("GET", "/v1/session?touch=false", [svc.auth(svc.reader), ("X-Session-Token", "A" * (1 << 20))])], timeout=15)
     no_5xx(res, "a 1 MiB X-Session-Token", a)
-    res.record(f"sessiond RSS now {svc.rss_kib()} KiB")
+    res.record(f"sessiond RSS now {rss_kib(svc.pid)} KiB")
     return res
 
 
@@ -528,7 +507,7 @@ def slow_phase(svc, ctx):
             except OSError as e:
                 r.record(f"connect {len(socks) + 1} failed: {e}")
                 break
-        r.record(f"{len(socks)} slow connections open; sessiond fds {svc.fds()}")
+        r.record(f"{len(socks)} slow connections open; sessiond fds {open_fds(svc.pid)}")
         t0 = time.monotonic()
         alive = list(socks)
         i = 0
@@ -555,7 +534,7 @@ def slow_phase(svc, ctx):
             except OSError:
                 pass
         r.check(still < len(socks), f"{still} of {len(socks)} slow connections still open after {time.monotonic() - t0:.0f} s ({i} bytes each){': none was cut (no header timeout, no connection limit)' if still == len(socks) else ''}")
-        r.record(f"sessiond fds with them open: {svc.fds()}")
+        r.record(f"sessiond fds with them open: {open_fds(svc.pid)}")
         for s in socks:
             s.close()
         results["many"] = r
@@ -577,8 +556,8 @@ def case_10k_idle(svc, ctx, count=10000):
     res = Result(f"{count:,} idle connections")
     token = svc.create("hostile-10k")
     drained0 = svc.metric("sessiond_connections_drained_total") or 0
-    fd0 = svc.fds()
-    rss0 = svc.rss_kib()
+    fd0 = open_fds(svc.pid)
+    rss0 = rss_kib(svc.pid)
     socks = []
     t0 = time.monotonic()
     failed = None
@@ -586,7 +565,7 @@ def case_10k_idle(svc, ctx, count=10000):
     # listen queue (256 deep), so this measures idle connections, not a SYN flood that overflows
     # the queue (which drops everyone's SYNs for 1-7 s; see the flood note below).
     while len(socks) < count and failed is None:
-        accepted = (svc.fds() or fd0) - fd0
+        accepted = (open_fds(svc.pid) or fd0) - fd0
         for _ in range(max(0, min(count - len(socks), 128 - (len(socks) - accepted)))):
             try:
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -603,8 +582,8 @@ def case_10k_idle(svc, ctx, count=10000):
     opened = time.monotonic() - t0
     res.record(f"opened {len(socks):,} connections in {opened:.1f} s{f' (then: {failed})' if failed else ''}")
     time.sleep(1.0)
-    fd1 = svc.fds()
-    res.record(f"sessiond fds {fd0} before, {fd1} with them open; RSS {rss0} KiB -> {svc.rss_kib()} KiB")
+    fd1 = open_fds(svc.pid)
+    res.record(f"sessiond fds {fd0} before, {fd1} with them open; RSS {rss0} KiB -> {rss_kib(svc.pid)} KiB")
     # Normal clients on new connections while they are open (the prober runs too).
     lat = []
     for _ in range(20):
@@ -627,7 +606,7 @@ def case_10k_idle(svc, ctx, count=10000):
             still += 1
         except OSError:
             pass
-    fd2 = svc.fds()
+    fd2 = open_fds(svc.pid)
     accepted_all = failed is None and len(socks) == count
     res.check(not (accepted_all and still == len(socks)),
               f"after {time.monotonic() - t0:.0f} s, {still:,} of {len(socks):,} idle connections still open, sessiond holds {fd2} fds"
@@ -635,9 +614,9 @@ def case_10k_idle(svc, ctx, count=10000):
     for s in socks:
         s.close()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (svc.fds() or 0) > fd0 + 20:
+    while time.monotonic() < deadline and (open_fds(svc.pid) or 0) > fd0 + 20:
         time.sleep(0.2)
-    fd3 = svc.fds()
+    fd3 = open_fds(svc.pid)
     res.check(fd3 is not None and fd3 <= fd0 + 20, f"sessiond fds back to {fd3} (from {fd0}) after the client closed them")
     return res
 
@@ -677,8 +656,8 @@ def main():
     ap.add_argument("--only", help="comma-separated case ids: body,headers,url,json,utf8,tokens,slow,idle10k")
     args = ap.parse_args()
 
-    keys = (env("SESSIOND_READER_KEY"), env("SESSIOND_APP_KEY"), env("SESSIOND_ADMIN_KEY"))
-    svc = Service(env("SESSIOND_URL"), args.pid, keys)
+    keys = tuple(api_keys("hostile.py").values())  # reader, app, admin
+    svc = Service(env("hostile.py", "SESSIOND_URL"), args.pid, keys)
     ctx = {"bound": args.bound, "token": svc.create("hostile-target", {"role": "x"})}
     if args.big_url:
         ctx["big"] = Service(args.big_url, args.big_pid, keys)

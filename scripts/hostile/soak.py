@@ -19,19 +19,10 @@ import sys
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import open_fds, rss_kib  # noqa: E402
+
 LINE = re.compile(r'^sessiond_http_requests_total\{([^}]*)\}\s+([0-9.eE+]+)', re.M)
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def counts(url, key):
@@ -91,7 +82,7 @@ def main():
             break
         t = time.monotonic() - t0
         total, err = counts(url, key)
-        s = (round(t), rss_kib(args.pid), fds(args.pid), total - base_total, err - base_err, (total - prev_total) / args.interval)
+        s = (round(t), rss_kib(args.pid), open_fds(args.pid), total - base_total, err - base_err, (total - prev_total) / args.interval)
         prev_total = total
         samples.append(s)
         emit(f"{s[0]:>6} {s[1]:>10} {s[2]:>5} {s[3]:>10} {s[5]:>8.0f} {s[4]:>7}")

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Process helpers shared by scripts/test, scripts/run and scripts/bench. Source this file.
+# Process helpers shared by the scripts. Source this file.
 
 # proc_stop PID [GRACE_SECONDS] [SIGNAL]: sends SIGNAL (default TERM) to PID, waits up
 # to GRACE_SECONDS (default 10) for it to exit, then sends KILL. PID must be a child
@@ -21,6 +21,44 @@ proc_stop() {
         fi
     fi
     wait "$leader" 2>/dev/null || true
+}
+
+# proc_on_exit CMD...: runs CMD... RC (RC: the script's exit status) once when the script
+# exits. INT, TERM and HUP are told through the script's log function, passed on to the
+# process group of proc_run_group, and end the script with 128 + the signal's number.
+proc_on_exit() {
+    PROC_CLEANUP=("$@")
+    trap _proc_exit EXIT
+    trap '_proc_signal INT' INT
+    trap '_proc_signal TERM' TERM
+    trap '_proc_signal HUP' HUP
+}
+# shellcheck disable=SC2317  # invoked from traps
+_proc_exit() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    "${PROC_CLEANUP[@]}" "$rc"
+    exit "$rc"
+}
+# shellcheck disable=SC2317  # invoked from traps
+_proc_signal() {
+    log "received SIG$1, stopping"
+    [[ -z $PROC_GROUP_PID ]] || kill "-$1" -- "-$PROC_GROUP_PID" 2>/dev/null || true
+    exit $((128 + $(kill -l "$1")))
+}
+
+# proc_run_group CMD...: CMD (stdin /dev/null) in a process group of its own, so that the
+# whole tree it starts can be stopped (proc_stop "-$PROC_GROUP_PID"); returns its status.
+PROC_GROUP_PID=""
+proc_run_group() {
+    set -m
+    "$@" </dev/null &
+    PROC_GROUP_PID=$!
+    set +m
+    local rc=0
+    wait "$PROC_GROUP_PID" || rc=$?
+    PROC_GROUP_PID=""
+    return "$rc"
 }
 
 # redis_wait_ready PORT PID [TIMEOUT_SECONDS] [LOGFILE]: waits until the redis-server

@@ -1,21 +1,28 @@
-# shellcheck shell=bash
-# A throw-away Redis and sessiond on free loopback ports, for scripts/test-contract and
-# scripts/fuzz. Source scripts/lib/proc.sh first, then this file, then:
+# shellcheck shell=bash disable=SC2034  # the INSTANCE_* variables are read by the scripts
+# The test scripts' launcher: free loopback ports, a throw-away Redis and sessiond (Redis Cluster
+# and Sentinel set-ups come from scripts/redis-topology). Source scripts/lib/proc.sh first, then
+# this file, then:
 #
-#     instance_start_redis DIR                  # sets INSTANCE_REDIS_PID, INSTANCE_REDIS_PORT, INSTANCE_REDIS_URL
+#     instance_pick_port                        # prints a free loopback port
+#     instance_on_free_port NAME START [ARG...] # START PORT ARG... on a free port, retried
+#     instance_wait_http URL PID SECONDS        # until URL answers 200
+#     instance_start_redis DIR [ARG...]         # sets INSTANCE_REDIS_PID, INSTANCE_REDIS_PORT, INSTANCE_REDIS_URL
+#     instance_use_test_redis DIR               # sets INSTANCE_REDIS_URL: SESSIOND_TEST_REDIS_URL, or instance_start_redis DIR
 #     instance_make_keys                        # sets and exports SESSIOND_READER_KEY, SESSIOND_APP_KEY, SESSIOND_ADMIN_KEY
 #     instance_start_sessiond BINARY REDIS_URL LOG [VAR=VALUE...]
 #                                               # sets INSTANCE_SESSIOND_PID, INSTANCE_SESSIOND_URL, INSTANCE_KEY_PREFIX
-#     instance_stop                             # stops what this shell started (call it from an EXIT trap)
+#     instance_stop                             # stops what this shell started (call it from the cleanup)
+#     proc_on_exit instance_cleanup DIR         # the usual cleanup, DIR a temporary directory
 #
 # Keys are generated (32 base64url characters each, never printed) and reach sessiond only
-# through its environment. Each sessiond gets its own SESSIOND_KEY_PREFIX, so a shared Redis is
-# safe. Other SESSIOND_* settings of the caller's environment are dropped (defaults apply);
-# extra VAR=VALUE arguments are put in sessiond's environment (e.g. SESSIOND_IDLE_TIMEOUT=60).
+# through its environment. Each sessiond gets its own SESSIOND_KEY_PREFIX unless a
+# SESSIOND_KEY_PREFIX=... argument names one, so a shared Redis is safe. The SESSIOND_* settings
+# of the caller's environment are dropped (defaults apply); extra VAR=VALUE arguments are put in
+# sessiond's environment (e.g. SESSIOND_IDLE_TIMEOUT=60). Every process starts under the command
+# in INSTANCE_RUN_UNDER, when set (scripts/bench pins its servers with taskset from the start).
 
-# shellcheck disable=SC2034  # read by the scripts that source this file
+INSTANCE_RUN_UNDER=()
 INSTANCE_REDIS_PID=""
-# shellcheck disable=SC2034
 INSTANCE_REDIS_PORT=""
 INSTANCE_REDIS_URL=""
 INSTANCE_SESSIOND_PID=""
@@ -39,6 +46,7 @@ PY
     local port
     while :; do
         port=$((20000 + RANDOM % 30000))
+        # A refused connection means nobody listens there.
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return 0
@@ -46,62 +54,128 @@ PY
     done
 }
 
-# instance_start_redis DIR: a redis-server without persistence in DIR, on a free port.
-instance_start_redis() {
-    instance_start_redis_with "$1"
+# instance_on_free_port NAME START [ARG...]: runs START PORT ARG... with a free loopback PORT
+# until it succeeds, at most 5 times (another process may take the port before START binds it).
+# START stops what it started when it fails.
+instance_on_free_port() {
+    local name=$1 start=$2 attempt port
+    shift 2
+    for attempt in 1 2 3 4 5; do
+        port=$(instance_pick_port)
+        "$start" "$port" "$@" && return 0
+        echo "sessiond-instance: could not start $name on port $port (attempt $attempt of 5)" >&2
+    done
+    return 1
 }
 
-# _instance_key: 24 random bytes as 32 base64url characters (printable, no space or comma).
-_instance_key() {
+# instance_wait_http URL PID SECONDS: waits until URL answers 200 while PID runs; fails when PID
+# exits or SECONDS pass first.
+instance_wait_http() {
+    local url=$1 pid=$2 seconds=$3 i code
+    for ((i = 0; i < seconds * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null) || true
+        [[ $code == 200 ]] && return 0
+        sleep 0.1
+    done
+    echo "sessiond-instance: $url did not answer 200 within ${seconds}s" >&2
+    return 1
+}
+
+# instance_start_redis DIR [ARG...]: a redis-server without persistence in DIR (its log in
+# DIR/redis.log) on a free loopback port, with the extra redis-server arguments ARG... after the
+# defaults, so they win (e.g. --appendonly yes --appendfsync always). The full command line is
+# written NUL-separated to DIR/redis.argv, so a test that kills this Redis can start it again
+# exactly as it was (same port, same data). instance_stop stops only the last Redis started: a
+# script that starts several keeps the other pids and stops them itself.
+instance_start_redis() {
+    mkdir -p -- "$1"
+    instance_on_free_port redis-server _instance_try_redis "$@"
+}
+
+# _instance_try_redis PORT DIR [ARG...]: one attempt of instance_start_redis.
+_instance_try_redis() {
+    local port=$1 dir=$2
+    shift 2
+    local -a argv=("${INSTANCE_RUN_UNDER[@]}" redis-server --port "$port" --bind 127.0.0.1 --dir "$dir"
+        --save '' --appendonly no --daemonize no --logfile "$dir/redis.log" "$@")
+    printf '%s\0' "${argv[@]}" >"$dir/redis.argv"
+    "${argv[@]}" </dev/null >/dev/null 2>&1 &
+    INSTANCE_REDIS_PID=$!
+    if redis_wait_ready "$port" "$INSTANCE_REDIS_PID" 10 "$dir/redis.log"; then
+        INSTANCE_REDIS_PORT=$port
+        INSTANCE_REDIS_URL="redis://127.0.0.1:$port/0"
+        return 0
+    fi
+    proc_stop "$INSTANCE_REDIS_PID" 5 TERM
+    INSTANCE_REDIS_PID=""
+    return 1
+}
+
+# instance_use_test_redis DIR: the Redis at SESSIOND_TEST_REDIS_URL when set (INSTANCE_REDIS_PID
+# stays empty: it is not ours to stop), else instance_start_redis DIR. Says which through the
+# script's log function.
+instance_use_test_redis() {
+    if [[ -n ${SESSIOND_TEST_REDIS_URL:-} ]]; then
+        INSTANCE_REDIS_URL=$SESSIOND_TEST_REDIS_URL
+        log "using the Redis at SESSIOND_TEST_REDIS_URL"
+    else
+        instance_start_redis "$1" || return 1
+        log "throw-away redis-server (pid $INSTANCE_REDIS_PID) at $INSTANCE_REDIS_URL"
+    fi
+}
+
+# instance_new_key: 24 random bytes as 32 base64url characters (printable, no space or comma).
+instance_new_key() {
     head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
 }
 
+# instance_make_keys: a new key for each role, exported for the harnesses the script runs.
 instance_make_keys() {
-    SESSIOND_READER_KEY=$(_instance_key)
-    SESSIOND_APP_KEY=$(_instance_key)
-    SESSIOND_ADMIN_KEY=$(_instance_key)
+    SESSIOND_READER_KEY=$(instance_new_key)
+    SESSIOND_APP_KEY=$(instance_new_key)
+    SESSIOND_ADMIN_KEY=$(instance_new_key)
     export SESSIOND_READER_KEY SESSIOND_APP_KEY SESSIOND_ADMIN_KEY
 }
 
 # instance_start_sessiond BINARY REDIS_URL LOG [VAR=VALUE...]: starts sessiond on a free
-# loopback port with the keys of instance_make_keys (made now if missing) and a fresh key
-# prefix, and waits until /readyz answers 200. Its stdout and stderr (JSON log lines, which
-# never hold a token or a key) go to LOG.
+# loopback port with the keys of instance_make_keys (made now if missing), and waits until
+# /readyz answers 200. Its stdout and stderr (JSON log lines, which never hold a token or a
+# key) go to LOG, afresh for each attempt.
 instance_start_sessiond() {
-    local binary=$1 redis_url=$2 log=$3 attempt port i code
-    shift 3
+    local binary=$1 setting
     [[ -x $binary ]] || { echo "sessiond-instance: $binary is not an executable" >&2; return 1; }
     [[ -n ${SESSIOND_READER_KEY:-} && -n ${SESSIOND_APP_KEY:-} && -n ${SESSIOND_ADMIN_KEY:-} ]] || instance_make_keys
     INSTANCE_KEY_PREFIX="contract-$$-$RANDOM:"
-    for attempt in 1 2 3 4 5; do
-        port=$(instance_pick_port)
-        env -u SESSIOND_IDLE_TIMEOUT -u SESSIOND_ABSOLUTE_TIMEOUT -u SESSIOND_MAX_SESSIONS_PER_USER \
-            -u SESSIOND_MAX_DATA_BYTES -u SESSIOND_COOKIE_NAME -u SESSIOND_COOKIE_SAMESITE -u SESSIOND_LOG_LEVEL \
-            "$@" \
-            SESSIOND_HOST=127.0.0.1 SESSIOND_PORT="$port" SESSIOND_REDIS_URL="$redis_url" \
-            SESSIOND_REDIS_SENTINELS= SESSIOND_REDIS_MASTER_NAME= \
-            SESSIOND_KEY_PREFIX="$INSTANCE_KEY_PREFIX" \
-            SESSIOND_API_KEYS="reader:$SESSIOND_READER_KEY,app:$SESSIOND_APP_KEY,admin:$SESSIOND_ADMIN_KEY" \
-            "$binary" </dev/null >>"$log" 2>&1 &
-        INSTANCE_SESSIOND_PID=$!
-        INSTANCE_SESSIOND_PIDS+=("$INSTANCE_SESSIOND_PID")
-        INSTANCE_SESSIOND_URL="http://127.0.0.1:$port"
-        for ((i = 0; i < 150; i++)); do
-            if ! kill -0 "$INSTANCE_SESSIOND_PID" 2>/dev/null; then
-                break
-            fi
-            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$INSTANCE_SESSIOND_URL/readyz" 2>/dev/null) || true
-            if [[ $code == 200 ]]; then
-                return 0
-            fi
-            sleep 0.1
-        done
-        proc_stop "$INSTANCE_SESSIOND_PID" 5 TERM
-        echo "sessiond-instance: sessiond did not become ready on port $port (attempt $attempt of 5); last log lines:" >&2
-        tail -n 5 -- "$log" >&2 || true
+    for setting in "${@:4}"; do
+        [[ $setting != SESSIOND_KEY_PREFIX=* ]] || INSTANCE_KEY_PREFIX=${setting#*=}
     done
+    instance_on_free_port sessiond _instance_try_sessiond "$@"
+}
+
+# _instance_try_sessiond PORT BINARY REDIS_URL LOG [VAR=VALUE...]: one attempt of
+# instance_start_sessiond.
+_instance_try_sessiond() {
+    local port=$1 binary=$2 redis_url=$3 log=$4 setting
+    shift 4
+    local -a drop_settings=()
+    for setting in $(compgen -e SESSIOND_); do
+        drop_settings+=(-u "$setting")
+    done
+    env "${drop_settings[@]}" "$@" \
+        SESSIOND_HOST=127.0.0.1 SESSIOND_PORT="$port" SESSIOND_REDIS_URL="$redis_url" \
+        SESSIOND_KEY_PREFIX="$INSTANCE_KEY_PREFIX" \
+        SESSIOND_API_KEYS="reader:$SESSIOND_READER_KEY,app:$SESSIOND_APP_KEY,admin:$SESSIOND_ADMIN_KEY" \
+        "${INSTANCE_RUN_UNDER[@]}" "$binary" </dev/null >"$log" 2>&1 &
+    INSTANCE_SESSIOND_PID=$!
+    INSTANCE_SESSIOND_PIDS+=("$INSTANCE_SESSIOND_PID")
+    INSTANCE_SESSIOND_URL="http://127.0.0.1:$port"
+    instance_wait_http "$INSTANCE_SESSIOND_URL/readyz" "$INSTANCE_SESSIOND_PID" 15 && return 0
+    proc_stop "$INSTANCE_SESSIOND_PID" 5 TERM
     INSTANCE_SESSIOND_PID=""
     INSTANCE_SESSIOND_URL=""
+    echo "sessiond-instance: last lines of $log:" >&2
+    tail -n 5 -- "$log" >&2 || true
     return 1
 }
 
@@ -135,32 +209,15 @@ instance_stop() {
     INSTANCE_REDIS_PID=""
 }
 
-# instance_start_redis_with DIR [ARG...]: like instance_start_redis (a redis-server in DIR on a
-# free loopback port, same INSTANCE_REDIS_* variables), with the extra redis-server arguments
-# ARG... after the defaults, so they win (e.g. --appendonly yes --appendfsync always). The full
-# command line is written NUL-separated to DIR/redis.argv, so a test that kills this Redis can
-# start it again exactly as it was (same port, same data). instance_stop stops only the last
-# Redis started: a script that starts several keeps the other pids and stops them itself.
-instance_start_redis_with() {
-    local dir=$1 attempt port
-    shift
-    local -a argv
-    mkdir -p -- "$dir"
-    for attempt in 1 2 3 4 5; do
-        port=$(instance_pick_port)
-        argv=(redis-server --port "$port" --bind 127.0.0.1 --dir "$dir"
-            --save '' --appendonly no --daemonize no --logfile "$dir/redis.log" "$@")
-        printf '%s\0' "${argv[@]}" >"$dir/redis.argv"
-        "${argv[@]}" </dev/null >/dev/null 2>&1 &
-        INSTANCE_REDIS_PID=$!
-        if redis_wait_ready "$port" "$INSTANCE_REDIS_PID" 10 "$dir/redis.log"; then
-            INSTANCE_REDIS_PORT=$port
-            INSTANCE_REDIS_URL="redis://127.0.0.1:$port/0"
-            return 0
-        fi
-        proc_stop "$INSTANCE_REDIS_PID" 5 TERM
-        INSTANCE_REDIS_PID=""
-        echo "sessiond-instance: could not start redis-server on port $port (attempt $attempt of 5)" >&2
-    done
-    return 1
+# instance_cleanup DIR RC: stops the process group of proc_run_group and what instance_stop
+# stops, shows the tail of DIR/sessiond.log when RC (the script's exit status) is not 0, and
+# removes DIR.
+instance_cleanup() {
+    [[ -z $PROC_GROUP_PID ]] || proc_stop "-$PROC_GROUP_PID" 30 TERM
+    instance_stop
+    if (($2 != 0)) && [[ -s $1/sessiond.log ]]; then
+        log "last lines of the sessiond log:"
+        tail -n 20 -- "$1/sessiond.log" >&2 || true
+    fi
+    rm -rf -- "$1"
 }
