@@ -77,4 +77,3 @@ public struct APIRoute: Sendable, Equatable {
         routes.filter { $0.matches(path: requestPath) }.map(\.method)
     }
 }
-

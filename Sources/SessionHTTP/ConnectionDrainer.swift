@@ -105,14 +105,16 @@ final class ConnectionDrainer: Sendable {
     /// 32 (nginx's batch), so that a burst of new clients costs one scan per batch, not one per
     /// client. Does nothing while an earlier batch is still closing.
     private func makeRoom() {
-        let chosen: [Connection] = state.withLock { state in
-            guard state.draining.isEmpty else { return [] }
+        // nil: an earlier batch is still closing, and its closes admit the waiting clients.
+        let chosen: [Connection]? = state.withLock { state in
+            guard state.draining.isEmpty else { return nil }
             let idleCount = idle.load(ordering: .relaxed)
             let oldest = Self.longestIdle(max(1, min(32, idleCount / 8)), of: state.connections.values)
             for connection in oldest { state.draining.insert(ObjectIdentifier(connection)) }
             return oldest
         }
-        if chosen.isEmpty && state.withLock({ $0.draining.isEmpty }) {
+        guard let chosen else { return }
+        if chosen.isEmpty {
             // All went busy since the acceptor looked: the next to go idle makes the room.
             starved.store(true, ordering: .relaxed)
             if idle.load(ordering: .relaxed) > 0 { wakeIfStarved() }

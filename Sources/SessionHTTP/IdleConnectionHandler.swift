@@ -4,9 +4,10 @@ import NIOHTTPTypes
 
 /// Closes a connection that has no request in progress for `timeout`: an idle keep-alive
 /// connection, or a client sending its headers or its body slowly (a request counts from the
-/// moment it is complete, so until then the connection is idle). It sees the router's requests and answers as HTTP parts,
-/// and the lookup fast path (in front of NIO's parser) tells it of its own
-/// (Hummingbird's idle timeout sees only the router's, and would close busy lookup connections).
+/// moment it is complete, so until then the connection is idle). It sees the router's requests
+/// and answers as HTTP parts, and the lookup fast path (in front of NIO's parser) tells it of its
+/// own (Hummingbird's idle timeout sees only the router's, and would close busy lookup
+/// connections).
 /// When a router answer has been written it tells the fast path so (`RouterAnswerEnded`).
 /// It also keeps the connection's entry in the `ConnectionDrainer`, which may close it to make
 /// room for a new client while it has no request in flight.
