@@ -33,6 +33,17 @@ public enum RESPValue: Sendable, Equatable {
         return nil
     }
 
+    /// The bytes of a bulk string only (a status reply is not a stored value).
+    public var bulkBytes: [UInt8]? {
+        if case .bulkString(let bytes) = self { return bytes }
+        return nil
+    }
+
+    public var isError: Bool {
+        if case .error = self { return true }
+        return false
+    }
+
     public var isNull: Bool {
         if case .null = self { return true }
         return false

@@ -28,6 +28,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private let commandTimeout: TimeAmount
     private let metrics: RedisClientMetrics
     private let pendingCount: PendingCommandCount
+    /// Set on a subscriber connection: where published messages go (they answer no command).
+    private let onMessage: (@Sendable (RESPValue) -> Void)?
     private var pending = Deque<Pending>()
     private var timeoutCheck: Scheduled<Void>?
     private var closedWith: RedisClientError?
@@ -36,10 +38,14 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     /// the tick (many HTTP requests' lookups) leaves in one `write(2)`.
     private var flushScheduled = false
 
-    init(commandTimeout: TimeAmount, metrics: RedisClientMetrics, pendingCount: PendingCommandCount) {
+    init(
+        commandTimeout: TimeAmount, metrics: RedisClientMetrics, pendingCount: PendingCommandCount,
+        onMessage: (@Sendable (RESPValue) -> Void)? = nil
+    ) {
         self.commandTimeout = commandTimeout
         self.metrics = metrics
         self.pendingCount = pendingCount
+        self.onMessage = onMessage
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -84,6 +90,10 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         do {
             try reader.feed(buffer)
             while let reply = try reader.nextReply() {
+                if let onMessage, Self.isPublishedMessage(reply) {
+                    onMessage(reply)
+                    continue
+                }
                 guard let head = pending.popFirst() else {
                     throw RedisClientError(.protocolError, "reply without a pending command")
                 }
@@ -96,6 +106,12 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             fail(context: context, with: error as? RedisClientError
                 ?? RedisClientError(.protocolError, "\(error)"))
         }
+    }
+
+    /// `message <channel> <payload>`, as RESP2 delivers a publication to a subscriber.
+    private static func isPublishedMessage(_ reply: RESPValue) -> Bool {
+        guard case .array(let parts) = reply, parts.count == 3, let kind = parts[0].bytes else { return false }
+        return kind == Array("message".utf8)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

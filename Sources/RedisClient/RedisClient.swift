@@ -47,7 +47,14 @@ public final class RedisClient: RedisDeployment, Sendable {
         let loops = Array(eventLoopGroup.makeIterator())
         let poolSize = max(1, configuration.poolSize ?? loops.count)
         // One more slot than the pool size: the last one carries the writes that wait for a replica.
-        self.slots = (0...poolSize).map { PoolSlot(eventLoop: loops[$0 % loops.count]) }
+        // The near cache has a shard per regular slot: the reads of that slot's connection.
+        self.slots = (0...poolSize).map { index in
+            let eventLoop = loops[index % loops.count]
+            let shard = index < poolSize ? configuration.nearCache.map {
+                NearCacheShard(eventLoop: eventLoop, configuration: $0, metrics: configuration.metrics.nearCache)
+            } : nil
+            return PoolSlot(eventLoop: eventLoop, nearCache: shard)
+        }
     }
 
     /// Keeps every pool slot connected until cancelled or the service group shuts down.
@@ -78,7 +85,11 @@ public final class RedisClient: RedisDeployment, Sendable {
                 failures = 0
                 backoff = configuration.reconnectBackoffInitial
                 await withTaskCancellationHandler {
-                    try? await connection.closeFuture.get()
+                    if let shard = slots[index].nearCache {
+                        await keepTracking(connection, shard: shard)
+                    } else {
+                        try? await connection.closeFuture.get()
+                    }
                 } onCancel: {
                     connection.close()
                 }
@@ -95,6 +106,55 @@ public final class RedisClient: RedisDeployment, Sendable {
             let jittered = TimeAmount.nanoseconds(Int64.random(in: 0...max(1, backoff.nanoseconds)))
             try? await Task.sleep(nanoseconds: UInt64(jittered.nanoseconds))
             backoff = min(backoff * 2, configuration.reconnectBackoffMaximum)
+        }
+    }
+
+    /// While `data` is up, keeps the near-cache shard linked to it: a subscriber connection to
+    /// the same server receives the invalidations of the keys `data` reads after
+    /// `CLIENT CACHING yes`. Losing the subscriber drops the shard's entries and connects another
+    /// (the data connection's tracking is redirected to it); losing `data` ends the link and
+    /// returns. A server that refuses tracking (an ACL without `CLIENT`, Redis before 6) is served
+    /// without the cache, with a warning.
+    private func keepTracking(_ data: RedisConnection, shard: NearCacheShard) async {
+        var backoff = configuration.reconnectBackoffInitial
+        var target = configuration
+        (target.host, target.port) = (data.address.host, data.address.port)
+        while data.isActive && !Task.isCancelled {
+            let subscriber: RedisConnection
+            do {
+                subscriber = try await RedisConnection.connect(configuration: target, eventLoop: shard.eventLoop) { shard.receive($0) }
+            } catch {
+                logger.warning("near-cache subscriber connect failed", metadata: ["server": "\(data.address)", "error": "\(error)"])
+                let jittered = TimeAmount.nanoseconds(Int64.random(in: 0...max(1, backoff.nanoseconds)))
+                try? await Task.sleep(nanoseconds: UInt64(jittered.nanoseconds))
+                backoff = min(backoff * 2, configuration.reconnectBackoffMaximum)
+                continue
+            }
+            do {
+                let id = try await subscriber.send(RedisCommand("CLIENT", "ID"))
+                _ = try await subscriber.send(RedisCommand("SUBSCRIBE", "__redis__:invalidate"))
+                _ = try await data.send(RedisCommand("CLIENT", "TRACKING", "ON", "REDIRECT", RedisArgument(id.integer ?? -1), "OPTIN"))
+            } catch let error as RedisClientError where error.code == .commandError {
+                subscriber.close()
+                logger.warning("near cache off: Redis refused client tracking", metadata: ["server": "\(data.address)", "error": "\(error.message)"])
+                try? await data.closeFuture.get()
+                return
+            } catch {
+                subscriber.close()
+                continue
+            }
+            backoff = configuration.reconnectBackoffInitial
+            let epoch = shard.link(subscriber: subscriber, data: data)
+            let lost = shard.eventLoop.makePromise(of: Void.self)
+            for connection in [data, subscriber] {
+                connection.closeFuture.whenComplete { _ in
+                    shard.unlink(epoch: epoch)
+                    lost.succeed()
+                }
+            }
+            try? await lost.futureResult.get()
+            subscriber.close()
+            if data.isActive { logger.warning("near-cache subscriber connection lost; entries dropped", metadata: ["server": "\(data.address)"]) }
         }
     }
 
@@ -209,6 +269,30 @@ public final class RedisClient: RedisDeployment, Sendable {
         }
         let command = RedisCommand("EVALSHA", [RedisArgument(sha), RedisArgument(keys.count)] + keys + arguments)
         return send(command, routingKey: keys.first ?? "", on: eventLoop)
+    }
+
+    /// `RedisDeployment`: `GET key` through the near-cache shard of `eventLoop`'s connection, or
+    /// a plain `GET` when the cache is off or not linked. Error replies fail the future.
+    public func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<NearRead> {
+        if let shard = regularSlots.first(where: { $0.eventLoop === eventLoop })?.nearCache ?? liveSlot()?.slot.nearCache,
+           let read = shard.read(key.bytes, on: eventLoop) {
+            return read.flatMapThrowing { read in
+                _ = try Self.checked(read.reply)
+                return read
+            }
+        }
+        return send(RedisCommand("GET", key), routingKey: key, on: eventLoop).map { NearRead(reply: $0, cached: false) }
+    }
+
+    /// `RedisDeployment`: this process wrote `keys`; no shard keeps or fetches an older value.
+    public func forgetNear(_ keys: [RedisArgument]) {
+        let names = keys.map(\.bytes)
+        for slot in regularSlots { slot.nearCache?.forget(names) }
+    }
+
+    /// Drops every near-cache entry of this server (a slot map change or `MOVED` on a cluster).
+    public func flushNearCache() {
+        for slot in regularSlots { slot.nearCache?.flush() }
     }
 
     /// True when at least one pooled connection is up.
@@ -356,8 +440,11 @@ private final class PoolSlot: Sendable {
     let connection = Mutex<RedisConnection?>(nil)
     /// Replicas the connection's server reported at the last role check.
     let replicas = Atomic<Int>(0)
+    /// The cached reads of this slot's connection, when the near cache is on.
+    let nearCache: NearCacheShard?
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, nearCache: NearCacheShard?) {
         self.eventLoop = eventLoop
+        self.nearCache = nearCache
     }
 }

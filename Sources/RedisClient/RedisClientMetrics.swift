@@ -9,8 +9,10 @@ public struct RedisClientMetrics: Sendable {
     let errorReplies: Counter
     let timeouts: Counter
     let connectionLosses: Counter
+    let nearCache: NearCacheMetrics
 
     public init(factory: any MetricsFactory) {
+        nearCache = NearCacheMetrics(factory: factory)
         commandDuration = Timer(label: "sessiond_redis_command_duration_seconds", dimensions: [], factory: factory)
         let failures = "sessiond_redis_command_failures_total"
         errorReplies = Counter(label: failures, dimensions: [("kind", "error_reply")], factory: factory)

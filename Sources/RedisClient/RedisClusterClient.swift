@@ -105,6 +105,20 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         }
     }
 
+    /// One near-cache read on the slot's master (see `send(_:routingKey:on:)`).
+    public func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<NearRead> {
+        do {
+            return try ownerPool(of: HashSlot.of(key.bytes)).nearGet(key, on: eventLoop)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+    }
+
+    /// Every master's shards forget `keys`: a key's entry may sit with a former owner.
+    public func forgetNear(_ keys: [RedisArgument]) {
+        for client in state.withLock({ $0.pools.values.map(\.client) }) { client.forgetNear(keys) }
+    }
+
     public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool) async throws -> RESPValue {
         guard let first = keys.first else {
             throw RedisClientError(.invalidConfiguration, "script \(script.name) needs a key to be routed on a cluster")
@@ -133,6 +147,8 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
                 askTarget = nil
                 switch redirect {
                 case .moved(let movedSlot, let address):
+                    // The node no longer owns the slot: what it cached may miss invalidations.
+                    node.flushNearCache()
                     state.withLock { $0.topology.assign(movedSlot, to: address) }
                     requestRefresh()
                 case .ask(let address):
@@ -235,6 +251,8 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         }
         guard changed else { return }
         for pool in retired { pool.task.cancel() }
+        // Slots moved: an entry cached from a node that lost a slot may miss its invalidations.
+        for client in state.withLock({ $0.pools.values.map(\.client) }) { client.flushNearCache() }
         for master in topology.masters { _ = pool(for: master) }
         logger.info("cluster topology changed", metadata: [
             "masters": "\(topology.masters.map(\.description).joined(separator: ","))",

@@ -24,6 +24,8 @@ public struct RedisConfiguration: Sendable {
     public var requiresTLS = false
     /// The TLS set-up; set (from the files) whenever `requiresTLS` is.
     public var tls: RedisTLS?
+    /// Session reads cached in process memory, kept exact by `CLIENT TRACKING`; nil: off.
+    public var nearCache: NearCacheConfiguration?
 
     public init(
         host: String = "127.0.0.1",

@@ -28,9 +28,12 @@ public final class RedisConnection: Sendable {
     var pendingCommands: Int { pendingCount.value }
 
     /// Connects, authenticates and selects the database, all within `connectTimeout`.
+    /// `onMessage`, for a connection that will subscribe: receives every published message, on
+    /// the connection's event loop.
     public static func connect(
         configuration: RedisConfiguration,
-        eventLoop: any EventLoop
+        eventLoop: any EventLoop,
+        onMessage: (@Sendable (RESPValue) -> Void)? = nil
     ) async throws -> RedisConnection {
         let commandTimeout = configuration.commandTimeout
         let metrics = configuration.metrics
@@ -50,7 +53,7 @@ public final class RedisConnection: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         if let tls { try channel.pipeline.syncOperations.addHandler(try tls.makeHandler(host: host)) }
                         try channel.pipeline.syncOperations.addHandler(
-                            RedisChannelHandler(commandTimeout: commandTimeout, metrics: metrics, pendingCount: pendingCount)
+                            RedisChannelHandler(commandTimeout: commandTimeout, metrics: metrics, pendingCount: pendingCount, onMessage: onMessage)
                         )
                     }
                 }

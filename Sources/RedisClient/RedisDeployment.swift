@@ -23,6 +23,14 @@ public protocol RedisDeployment: Service, Sendable, CustomStringConvertible {
     /// returns, when the server has replicas; otherwise it throws `.notReplicated`.
     func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool) async throws -> RESPValue
 
+    /// `GET key` from the near cache when it holds the key and the mode's barrier allows
+    /// (docs/near-cache.md), otherwise from Redis, tracked; answered on `eventLoop`. Like
+    /// `send(_:routingKey:on:)`: no retries and no redirects.
+    func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<NearRead>
+
+    /// This process wrote `keys`: the near cache drops them before the write is answered.
+    func forgetNear(_ keys: [RedisArgument])
+
     /// Succeeds while Redis answers (on a cluster: at least one master).
     func ping() async throws
 

@@ -17,7 +17,7 @@ public func buildApplication(
 ) async throws -> some ApplicationProtocol {
     var redisLogger = logger
     redisLogger[metadataKey: "component"] = "redis"
-    let metrics = ServiceMetrics()
+    let metrics = ServiceMetrics(nearCache: configuration.redis.nearCache?.usage)
     let redis = try await RedisDeployments.connect(configuration.redisTopology.reporting(to: metrics.redis), logger: redisLogger)
     let store = SessionStore(redis: redis, policy: configuration.policy, metrics: metrics.store)
     let router = Router(context: AppRequestContext.self)

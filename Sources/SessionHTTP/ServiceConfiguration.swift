@@ -50,6 +50,7 @@ public struct ServiceConfiguration: Sendable {
         "SESSIOND_MAX_DATA_BYTES", "SESSIOND_COOKIE_NAME", "SESSIOND_COOKIE_SAMESITE", "SESSIOND_LOG_LEVEL",
         "SESSIOND_SHUTDOWN_TIMEOUT", "SESSIOND_CONNECTION_IDLE_TIMEOUT", "SESSIOND_MAX_CONNECTIONS",
         "SESSIOND_REDIS_TLS_CA_FILE", "SESSIOND_REDIS_TLS_CERT_FILE", "SESSIOND_REDIS_TLS_KEY_FILE",
+        "SESSIOND_NEAR_CACHE", "SESSIOND_NEAR_CACHE_MAX_STALENESS_MS", "SESSIOND_NEAR_CACHE_MAX_ENTRIES",
     ]
 
     /// How sessiond reaches Redis: Sentinel when configured, else the URL(s).
@@ -129,6 +130,16 @@ public struct ServiceConfiguration: Sendable {
             }
         } else if let given = tlsFiles.first(where: { value($0) != nil }) {
             throw ConfigurationError(variable: given, reason: "TLS files need a rediss:// SESSIOND_REDIS_URL")
+        }
+        let staleness = try integer("SESSIOND_NEAR_CACHE_MAX_STALENESS_MS", default: 50, in: 1...60000)
+        let maxEntries = try integer("SESSIOND_NEAR_CACHE_MAX_ENTRIES", default: 1_000_000, in: 1...100_000_000)
+        redis.nearCache = try check("SESSIOND_NEAR_CACHE") { () throws(ConfigurationError.Reason) -> NearCacheConfiguration? in
+            switch (value("SESSIOND_NEAR_CACHE") ?? "strict").lowercased() {
+            case "strict": return NearCacheConfiguration(mode: .strict, maxEntries: maxEntries)
+            case "bounded": return NearCacheConfiguration(mode: .bounded(maxStaleness: .milliseconds(staleness)), maxEntries: maxEntries)
+            case "off": return nil
+            case let text: throw .init("must be strict, bounded or off, got '\(text.prefix(32))'")
+            }
         }
         redisSeeds = parsedURLs.map { RedisNodeAddress(host: $0.host, port: $0.port) }
         let sentinelList = value("SESSIOND_REDIS_SENTINELS")

@@ -27,9 +27,13 @@ public final class ServiceMetrics: Sendable {
     private let poolBusy: CoreMetrics.Meter
     private let commandsPending: CoreMetrics.Meter
     private let uptime: CoreMetrics.Meter
+    private let nearCacheEntries: CoreMetrics.Meter
+    private let nearCacheBytes: CoreMetrics.Meter
+    private let nearCacheUsage: NearCacheUsage?
     private let started = ContinuousClock.now
 
-    public init() {
+    /// `nearCache`: the near cache's process-wide usage, when it is on.
+    public init(nearCache: NearCacheUsage? = nil) {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         // A lookup takes a fraction of a millisecond; the default buckets start at 5 ms.
@@ -65,6 +69,9 @@ public final class ServiceMetrics: Sendable {
         poolBusy = CoreMetrics.Meter(label: pool, dimensions: [("state", "busy")], factory: factory)
         commandsPending = CoreMetrics.Meter(label: "sessiond_redis_commands_pending", dimensions: [], factory: factory)
         uptime = CoreMetrics.Meter(label: "sessiond_uptime_seconds", dimensions: [], factory: factory)
+        nearCacheUsage = nearCache
+        nearCacheEntries = CoreMetrics.Meter(label: "sessiond_near_cache_entries", dimensions: [], factory: factory)
+        nearCacheBytes = CoreMetrics.Meter(label: "sessiond_near_cache_bytes", dimensions: [], factory: factory)
         CoreMetrics.Meter(label: "sessiond_process_start_time_seconds", dimensions: [], factory: factory).set(Date().timeIntervalSince1970)
         CoreMetrics.Meter(label: "sessiond_build_info", dimensions: [("version", Self.version)], factory: factory).set(1)
     }
@@ -91,6 +98,8 @@ public final class ServiceMetrics: Sendable {
         poolOpen.set(pool.open)
         poolBusy.set(pool.busy)
         commandsPending.set(pool.pending)
+        nearCacheEntries.set(nearCacheUsage?.entries ?? 0)
+        nearCacheBytes.set(nearCacheUsage?.bytes ?? 0)
         let elapsed = (ContinuousClock.now - started).components
         uptime.set(Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
         var bytes = [UInt8]()

@@ -7,9 +7,9 @@ import SessionCrypto
 import SessionStore
 
 /// The hot path of `GET /v1/session`, first in the connection's pipeline, on raw bytes: it reads
-/// request heads itself (`HTTP1RequestScanner`), answers lookups with one `GET` on a Redis
-/// connection of the same event loop (and the touch script when a touch is due), and writes the
-/// answer's bytes, without NIO's HTTP parser, a task or a thread hop.
+/// request heads itself (`HTTP1RequestScanner`), answers lookups through `SessionStore.lookup`
+/// on the same event loop (the near cache, or one `GET` on a Redis connection of that loop), and
+/// writes the answer's bytes, without NIO's HTTP parser, a task or a thread hop.
 ///
 /// `POST /v1/sessions` with a small body is answered here too: the same validation and
 /// `SessionStore.create` as the router's handler, in a task, without the router's per-request
@@ -19,8 +19,7 @@ import SessionStore
 /// is passed on once the answers before it are written, and the fast path reads on only once
 /// the router's answer has ended (`RouterAnswerEnded`). Answers therefore leave in request
 /// order, pipelined or not. A request the scanner cannot frame hands the connection to NIO's
-/// parser for good. A lookup the fast path cannot finish alone (a Redis error to retry or
-/// answer, a script to load) runs through `SessionStore.lookup` in a task.
+/// parser for good.
 final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -350,15 +349,14 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             return
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        shared.store.quickLookup(token, touch: touch, on: context.eventLoop).whenComplete { result in
+        let logger = shared.logger
+        shared.store.lookup(token, touch: touch, on: context.eventLoop).whenComplete { result in
             let (handler, context) = loopBound.value
             switch result {
-            case .success(.found(let session)):
+            case .success(let session):
                 handler.respond(found: session, role: role, exchange, context: context)
-            case .success(.notFound):
-                handler.respond(found: nil, role: role, exchange, context: context)
-            case .failure:
-                handler.lookUpFully(token, touch: touch, role: role, exchange, context: context)
+            case .failure(let error):
+                handler.respond(error: APIError.answering(error, logger: logger), exchange, context: context)
             }
         }
     }
@@ -398,24 +396,6 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         let role = try shared.keys.authorize(header, required)
         if let header { authorized = (header, role) }
         return role
-    }
-
-    /// The full lookup (touch script, retries, redirects, error answers) in a task; the answer
-    /// is written back on the channel's event loop.
-    private func lookUpFully(_ token: SessionToken, touch: Bool, role: Role, _ exchange: Exchange, context: ChannelHandlerContext) {
-        let shared = self.shared
-        let promise = context.eventLoop.makePromise(of: Session?.self)
-        promise.completeWithTask { try await shared.store.lookup(token, touch: touch) }
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        promise.futureResult.whenComplete { result in
-            let (handler, context) = loopBound.value
-            switch result {
-            case .success(let session):
-                handler.respond(found: session, role: role, exchange, context: context)
-            case .failure(let error):
-                handler.respond(error: APIError.answering(error, logger: shared.logger), exchange, context: context)
-            }
-        }
     }
 
     /// The session as 200, or no session as `invalid_session` (counted for the asking key's

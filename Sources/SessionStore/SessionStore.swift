@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import RedisClient
 import SessionCrypto
 
@@ -168,6 +169,9 @@ public final class SessionStore: Sendable {
             }
             metrics.created.increment()
             metrics.record(.cap, count: revoked.count)
+            if !revoked.isEmpty {
+                redis.forgetNear(sessionKeys(tagText: tag.text, members: revoked.compactMap(\.string)))
+            }
             // Evicting sessions over the cap is a revocation: it must survive a failover.
             if !revoked.isEmpty { try await confirmReplicated(tagText: tag.text) }
             return Created(
@@ -187,67 +191,76 @@ public final class SessionStore: Sendable {
 
     // MARK: read
 
-    /// The session of `token`, sliding its idle expiry when `touch` is set; nil when the
-    /// session does not exist, expired or was revoked.
-    public func lookup(_ token: SessionToken, touch: Bool) async throws -> Session? {
-        let handle = token.handle
-        let key = sessionKey(handle)
-        // Most lookups are pure reads: a plain GET costs Redis far less than a script. Only a
-        // session due for a touch goes through the script, which decides again atomically.
-        let read = try session(from: try await redis.send(RedisCommand("GET", key), routingKey: key), handle: handle)
-        guard let read, touch, dueForTouch(read) else { return read }
-        do {
-            let reply = try await redis.evaluate(
-                scripts.lookup, keys: [key, indexKey(tagText: handle.tagText, userID: read.userID)], arguments: [], replicated: false
-            )
-            return try session(from: reply, handle: handle)
-        } catch let error as RedisClientError where error.isOutOfMemory {
-            // Redis at maxmemory refuses the touch's write. The read is still true: answer it
-            // untouched rather than fail every lookup of a full store.
-            return read
-        }
-    }
-
-    /// What the hot path of a lookup found without leaving the HTTP channel's event loop.
-    public enum QuickLookup: Sendable {
-        case found(Session)
-        case notFound
-    }
-
-    /// The lookup of `token` as a `GET` sent and answered on `eventLoop` (no task, no thread
-    /// change). A failure of the read (Redis away, a cluster redirect) is left to the caller, who
-    /// falls back to `lookup(_:touch:)` for retries, redirects and the error answer.
+    /// The session of `token`, sliding its idle expiry when `touch` is set and a touch is due;
+    /// nil when the session does not exist, expired or was revoked. The one lookup, answered on
+    /// `eventLoop`: from the near cache, or one `GET` on a connection of that loop, with no task
+    /// and no thread change. Only a failed read (Redis away, a cluster redirect, a lost link)
+    /// goes to the routed `GET` in a task, with its retries and redirects; its error is the answer.
     ///
     /// A due touch does not hold the answer: the session is answered as read (as stored at that
     /// instant, like every lookup between touches), and the `lookup` script slides it right
-    /// after. Waiting for it doubled the latency of the lookups that touch, a third of them in
-    /// the benchmark's mix.
-    public func quickLookup(_ token: SessionToken, touch: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<QuickLookup> {
+    /// after. Waiting for it doubled the latency of the lookups that touch.
+    public func lookup(_ token: SessionToken, touch: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Session?> {
         let handle = token.handle
         let key = sessionKey(handle)
-        return redis.send(RedisCommand("GET", key), routingKey: key, on: eventLoop).flatMap { reply in
-            let read: Session?
+        return redis.nearGet(key, on: eventLoop).flatMapError { _ in
+            eventLoop.makeFutureWithTask {
+                NearRead(reply: try await self.redis.send(RedisCommand("GET", key), routingKey: key), cached: false)
+            }
+        }.flatMap { read in
+            let session: Session?
             do {
-                read = try self.session(from: reply, handle: handle)
+                session = try self.session(from: read.reply, handle: handle)
             } catch {
                 return eventLoop.makeFailedFuture(error)
             }
-            guard let read else { return eventLoop.makeSucceededFuture(.notFound) }
-            if touch && self.dueForTouch(read) { self.slide(token, key: key, userID: read.userID, on: eventLoop) }
-            return eventLoop.makeSucceededFuture(.found(read))
+            guard let session else { return eventLoop.makeSucceededFuture(nil) }
+            if read.cached {
+                // Expiry is enforced from the record, never trusted to an invalidation. Before
+                // Redis's time is known (the first instants after start), Redis decides.
+                guard let now = self.clock.now() else {
+                    return self.redis.send(RedisCommand("GET", key), routingKey: key, on: eventLoop).flatMapThrowing { reply in
+                        self.answer(try self.session(from: reply, handle: handle), token, touch: touch, key: key, on: eventLoop)
+                    }
+                }
+                if session.endsAt <= now { return eventLoop.makeSucceededFuture(nil) }
+            }
+            return eventLoop.makeSucceededFuture(self.answer(session, token, touch: touch, key: key, on: eventLoop))
         }
     }
 
+    /// `lookup(_:touch:on:)` from a task.
+    public func lookup(_ token: SessionToken, touch: Bool) async throws -> Session? {
+        let eventLoop = MultiThreadedEventLoopGroup.currentEventLoop ?? MultiThreadedEventLoopGroup.singleton.any()
+        return try await lookup(token, touch: touch, on: eventLoop).get()
+    }
+
+    private func answer(_ session: Session?, _ token: SessionToken, touch: Bool, key: RedisArgument, on eventLoop: any EventLoop) -> Session? {
+        if let session, touch, dueForTouch(session) { slide(token, key: key, userID: session.userID, on: eventLoop) }
+        return session
+    }
+
     /// Runs the `lookup` script for a session due for a touch, without waiting for it. When the
-    /// quick script call fails (script not loaded yet, a redirect, a lost connection), the full
-    /// lookup tries again in a task, with its loading, retries and redirects; if that fails too,
-    /// the slide is lost and the next lookup's touch makes it (failures show in
-    /// `sessiond_redis_command_failures_total`).
+    /// quick script call fails (script not loaded yet, a redirect, a lost connection), the routed
+    /// call tries again in a task, with its loading, retries and redirects; if that fails too, the
+    /// slide is lost and the next due lookup makes it (failures show in
+    /// `sessiond_redis_command_failures_total`). The written record leaves this process's near
+    /// cache; Redis invalidates the other processes' copies.
     private func slide(_ token: SessionToken, key: RedisArgument, userID: String, on eventLoop: any EventLoop) {
         let keys = [key, indexKey(tagText: token.handle.tagText, userID: userID)]
-        redis.evaluate(scripts.lookup, keys: keys, arguments: [], on: eventLoop).whenFailure { error in
-            if let error = error as? RedisClientError, error.isOutOfMemory { return }
-            Task { _ = try? await self.lookup(token, touch: true) }
+        redis.evaluate(scripts.lookup, keys: keys, arguments: [], on: eventLoop).whenComplete { result in
+            switch result {
+            case .success:
+                self.redis.forgetNear([key])
+            case .failure(let error as RedisClientError) where error.isOutOfMemory:
+                // Redis at maxmemory refuses the touch's write; the next due lookup tries again.
+                return
+            case .failure:
+                Task {
+                    _ = try? await self.redis.evaluate(self.scripts.lookup, keys: keys, arguments: [], replicated: false)
+                    self.redis.forgetNear([key])
+                }
+            }
         }
     }
 
@@ -301,7 +314,10 @@ public final class SessionStore: Sendable {
                 throw SessionStoreError.unexpectedReply("replace_data: unexpected reply shape")
             }
             let session = try SessionRecord.decode(record, handle: handle)
-            if applied == 1 { return .updated(session) }
+            if applied == 1 {
+                redis.forgetNear([keys[0]])
+                return .updated(session)
+            }
             current = session
         }
         throw SessionStoreError.tooMuchContention
@@ -333,6 +349,7 @@ public final class SessionStore: Sendable {
             arguments: [RedisArgument(String(handle.rest)), RedisArgument(current.userID), RedisArgument(reason.rawValue)],
             replicated: true
         )
+        redis.forgetNear([sessionKey(handle)])
         let revoked = reply.integer == 1
         if revoked { metrics.record(reason) }
         return revoked
@@ -364,6 +381,7 @@ public final class SessionStore: Sendable {
             } catch let error as RedisClientError where SessionScriptRefusal(error) == .collision {
                 continue
             }
+            redis.forgetNear([sessionKey(old)])
             guard let session = try session(from: reply, handle: fresh.handle) else { return nil }
             metrics.record(.rotate)
             return (fresh, session)
@@ -504,12 +522,11 @@ public final class SessionStore: Sendable {
                 if round == 0 { try await confirmReplicated(tagText: tag.text) }
                 return revoked
             }
+            let memberKeys = sessionKeys(tagText: tag.text, members: members)
             let reply = try await redis.evaluate(
-                scripts.revokeMembers,
-                keys: [index] + sessionKeys(tagText: tag.text, members: members),
-                arguments: members.map { RedisArgument($0) },
-                replicated: true
+                scripts.revokeMembers, keys: [index] + memberKeys, arguments: members.map { RedisArgument($0) }, replicated: true
             )
+            redis.forgetNear(memberKeys)
             guard let count = reply.integer else { throw SessionStoreError.unexpectedReply("revoke_members: unexpected reply shape") }
             revoked += Int(count)
             metrics.record(.forceLogout, count: Int(count))

@@ -60,6 +60,10 @@ struct SessiondCommand: AsyncParsableCommand {
     @Option(help: "Seconds a connection may wait for a complete request (SESSIOND_CONNECTION_IDLE_TIMEOUT, default 60).")
     var connectionIdleTimeout: String?
     @Option(help: "Connections served at once (SESSIOND_MAX_CONNECTIONS, default 10000).") var maxConnections: String?
+    @Option(help: "strict, bounded or off (SESSIOND_NEAR_CACHE, default strict).") var nearCache: String?
+    @Option(help: "In bounded mode, how late a revocation may be honoured (SESSIOND_NEAR_CACHE_MAX_STALENESS_MS, default 50).")
+    var nearCacheMaxStalenessMs: String?
+    @Option(help: "Entries the near cache keeps (SESSIOND_NEAR_CACHE_MAX_ENTRIES, default 1000000).") var nearCacheMaxEntries: String?
 
     func run() async throws {
         var values = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("SESSIOND_") }
@@ -73,7 +77,8 @@ struct SessiondCommand: AsyncParsableCommand {
             "SESSIOND_MAX_DATA_BYTES": maxDataBytes, "SESSIOND_COOKIE_NAME": cookieName,
             "SESSIOND_COOKIE_SAMESITE": cookieSamesite, "SESSIOND_LOG_LEVEL": logLevel,
             "SESSIOND_SHUTDOWN_TIMEOUT": shutdownTimeout, "SESSIOND_CONNECTION_IDLE_TIMEOUT": connectionIdleTimeout,
-            "SESSIOND_MAX_CONNECTIONS": maxConnections,
+            "SESSIOND_MAX_CONNECTIONS": maxConnections, "SESSIOND_NEAR_CACHE": nearCache,
+            "SESSIOND_NEAR_CACHE_MAX_STALENESS_MS": nearCacheMaxStalenessMs, "SESSIOND_NEAR_CACHE_MAX_ENTRIES": nearCacheMaxEntries,
         ]
         for case let (name, value?) in flags { values[name] = value }
 

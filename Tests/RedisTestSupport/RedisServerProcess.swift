@@ -209,6 +209,8 @@ extension RedisConfiguration {
         var configuration = self
         configuration.connectTimeout = .seconds(5)
         configuration.commandTimeout = .seconds(10)
+        // A test reads what is in Redis now, never a cached copy.
+        configuration.nearCache = nil
         return configuration
     }
 }

@@ -63,7 +63,7 @@ struct FailoverTests {
                 return try await server.lookup(probe.token, touch: false).status == 200
             }
             let elsewhere = counts.unavailableHandles.filter { handle in
-                !victimSlots.contains(HashSlot.of(Array(sessionKey(handle, server: server).utf8)))
+                !victimSlots.contains(HashSlot.of(Array(server.sessionKey(handle).utf8)))
             }
             #expect(elsewhere.isEmpty, "healthy slots kept serving; 503 for \(elsewhere.count) sessions of other masters")
         }
@@ -135,13 +135,8 @@ struct FailoverTests {
         return counts
     }
 
-    /// The key of a session (for its slot), as docs/redis-layout.md describes it.
-    private func sessionKey(_ handle: String, server: Sessiond) -> String {
-        server.keyPrefix + "{" + handle.prefix(3) + "}" + handle.dropFirst(3)
-    }
-
     private func slot(of session: Sessiond.CreatedSession, server: Sessiond) -> Int {
-        HashSlot.of(Array(sessionKey(session.handle, server: server).utf8))
+        HashSlot.of(Array(server.sessionKey(session.handle).utf8))
     }
 
     /// The slots `port` serves, from its own CLUSTER SLOTS.

@@ -180,6 +180,11 @@ struct Sessiond: Sendable {
         try await request(.GET, "/v1/users/\(user)/sessions\(query)", key: TestKeys.admin)
     }
 
+    /// The key of a session, as docs/redis-layout.md describes it.
+    func sessionKey(_ handle: String) -> String {
+        keyPrefix + "{" + handle.prefix(3) + "}" + handle.dropFirst(3)
+    }
+
     /// The deployment's routing key: the one key without a TTL, created on first use.
     var routingKeyName: String { keyPrefix + "{routing}key" }
 

@@ -1,0 +1,288 @@
+import NIOCore
+import Synchronization
+
+/// What a near-cache read found: Redis's reply (or the cached record, as the reply a `GET` would
+/// give), and whether it came from process memory.
+public struct NearRead: Sendable {
+    public var reply: RESPValue
+    public var cached: Bool
+
+    public init(reply: RESPValue, cached: Bool) {
+        self.reply = reply
+        self.cached = cached
+    }
+}
+
+/// One shard of the near cache: the values read through one tracked data connection to one Redis
+/// node, kept exact by the invalidations Redis sends for them to one subscriber connection (RESP2
+/// `CLIENT TRACKING ... REDIRECT`, `OPTIN`: only the reads made here are tracked). Both
+/// connections live on the shard's event loop. docs/near-cache.md gives the argument for each
+/// rule below.
+///
+/// - A miss marks the key as being fetched, then sends `CLIENT CACHING yes` and `GET`. An
+///   invalidation that arrives before the reply clears the mark, and a reply whose mark is gone is
+///   answered but not kept (Redis's documented fetch/invalidate race).
+/// - `strict`: a hit waits for a barrier: a `PING` on the subscriber connection and one on the data
+///   connection, sent after the lookup arrived. Redis queues an invalidation on the subscriber
+///   connection while it runs the write, so the subscriber's `PONG` comes after the invalidation
+///   of every write acknowledged before the `PING` was sent; the data connection's `PONG` shows
+///   that the client the reads are tracked for was still alive (Redis drops the invalidations of
+///   a closed client). Every hit that arrives while a barrier is not yet sent shares it.
+/// - `bounded`: a heartbeat sends the same barrier every half bound; a hit is answered at once
+///   while the newest answered barrier was sent within the bound, and read from Redis otherwise.
+/// - Losing either connection drops every entry (`unlink`), as does a flush (`FLUSHALL`, a slot
+///   map change): invalidations may have been missed.
+final class NearCacheShard: Sendable {
+    private struct Link: Sendable {
+        let subscriber: RedisConnection
+        let data: RedisConnection
+        let epoch: Int
+    }
+
+    private struct State {
+        var entries = NearCacheEntries()
+        /// Keys being fetched, with the fetch that may keep its reply.
+        var fetches: [[UInt8]: UInt64] = [:]
+        var nextFetch: UInt64 = 0
+        var link: Link?
+        var epoch = 0
+        /// The barrier that hits arriving now join; it is sent on the next turn of the loop.
+        var openBarrier: EventLoopPromise<Void>?
+        /// When the newest answered barrier of this link was sent.
+        var confirmedAt: NIODeadline?
+        var heartbeat: RepeatedTask?
+    }
+
+    let eventLoop: any EventLoop
+    private let configuration: NearCacheConfiguration
+    private let metrics: NearCacheMetrics
+    private let state = Mutex(State())
+
+    init(eventLoop: any EventLoop, configuration: NearCacheConfiguration, metrics: NearCacheMetrics) {
+        self.eventLoop = eventLoop
+        self.configuration = configuration
+        self.metrics = metrics
+    }
+
+    // MARK: link
+
+    /// Starts caching the reads of `data`, whose invalidations `subscriber` receives.
+    /// Returns the link's epoch, for `unlink`.
+    func link(subscriber: RedisConnection, data: RedisConnection) -> Int {
+        let epoch = state.withLock { state in
+            state.epoch += 1
+            clear(&state)
+            state.link = Link(subscriber: subscriber, data: data, epoch: state.epoch)
+            state.confirmedAt = nil
+            return state.epoch
+        }
+        if case .bounded(let bound) = configuration.mode {
+            let interval = TimeAmount.nanoseconds(max(1_000_000, TimeAmount(bound).nanoseconds / 2))
+            let heartbeat = eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { _ in self.sendBarrier() }
+            let stale = state.withLock { state -> RepeatedTask? in
+                guard state.link?.epoch == epoch else { return heartbeat }
+                state.heartbeat = heartbeat
+                return nil
+            }
+            stale?.cancel()
+        }
+        return epoch
+    }
+
+    /// Stops caching for the link of `epoch`: one of its connections closed, so invalidations
+    /// may have been missed. Every entry goes; waiting hits read from Redis.
+    func unlink(epoch: Int) {
+        let (barrier, heartbeat) = state.withLock { state -> (EventLoopPromise<Void>?, RepeatedTask?) in
+            guard state.link?.epoch == epoch else { return (nil, nil) }
+            state.link = nil
+            state.epoch += 1
+            clear(&state)
+            state.confirmedAt = nil
+            defer {
+                state.openBarrier = nil
+                state.heartbeat = nil
+            }
+            return (state.openBarrier, state.heartbeat)
+        }
+        heartbeat?.cancel()
+        barrier?.fail(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
+        metrics.flushes.increment()
+    }
+
+    /// Drops every entry, keeping the link: after `FLUSHALL`/`FLUSHDB` (a null invalidation) or a
+    /// slot map change.
+    func flush() {
+        state.withLock { clear(&$0) }
+        metrics.flushes.increment()
+    }
+
+    /// The subscriber's messages: `message __redis__:invalidate <keys, or null for a flush>`.
+    func receive(_ message: RESPValue) {
+        guard case .array(let parts) = message, parts.count == 3 else { return }
+        guard case .array(let keys) = parts[2] else {
+            flush()
+            return
+        }
+        let names = keys.compactMap(\.bytes)
+        forget(names)
+        metrics.invalidations.increment(by: names.count)
+    }
+
+    /// Drops `keys` and keeps no reply of a fetch of them already under way: Redis invalidated
+    /// them, or this process wrote them.
+    func forget(_ keys: [[UInt8]]) {
+        state.withLock { state in
+            for key in keys {
+                state.fetches[key] = nil
+                let freed = state.entries.remove(key)
+                if freed > 0 { configuration.usage.add(entries: -1, bytes: -freed) }
+            }
+        }
+    }
+
+    private func clear(_ state: inout State) {
+        configuration.usage.add(entries: -state.entries.count, bytes: -state.entries.bytes)
+        state.entries.removeAll()
+        state.fetches.removeAll()
+    }
+
+    // MARK: read
+
+    private enum Plan {
+        case unlinked
+        case answer([UInt8])
+        case awaitBarrier(EventLoopFuture<Void>, send: Bool)
+        case fetch(RedisConnection, UInt64)
+    }
+
+    /// `key`'s value as a `GET` would answer it (error replies included), completed on
+    /// `callerLoop`; nil while the shard is not linked (the caller reads Redis itself).
+    func read(_ key: [UInt8], on callerLoop: any EventLoop) -> EventLoopFuture<NearRead>? {
+        let now = NIODeadline.now()
+        let plan = state.withLock { state -> Plan in
+            guard let link = state.link else { return .unlinked }
+            if let value = state.entries.value(for: key) {
+                switch configuration.mode {
+                case .bounded(let bound):
+                    if let confirmed = state.confirmedAt, now - confirmed <= TimeAmount(bound) { return .answer(value) }
+                case .strict:
+                    if let open = state.openBarrier { return .awaitBarrier(open.futureResult, send: false) }
+                    let barrier = eventLoop.makePromise(of: Void.self)
+                    state.openBarrier = barrier
+                    return .awaitBarrier(barrier.futureResult, send: true)
+                }
+            }
+            return .fetch(link.data, startFetch(key, &state))
+        }
+        switch plan {
+        case .unlinked:
+            return nil
+        case .answer(let value):
+            metrics.hits.increment()
+            return callerLoop.makeSucceededFuture(NearRead(reply: .bulkString(value), cached: true))
+        case .awaitBarrier(let barrier, let send):
+            // Sent from a task of the loop, after every hit of this turn joined it: the barrier
+            // is closed before its PINGs are written, and they are flushed after that.
+            if send { eventLoop.execute { self.sendBarrier() } }
+            return barrier.hop(to: callerLoop).flatMap {
+                self.readConfirmed(key, on: callerLoop)
+            }.flatMapError { _ in
+                self.readUncached(key, on: callerLoop)
+            }
+        case .fetch(let data, let fetch):
+            return self.fetch(key, fetch, on: data, callerLoop: callerLoop)
+        }
+    }
+
+    /// After a barrier: the entry if it is still there (no invalidation came before the PONG),
+    /// otherwise a fetch.
+    private func readConfirmed(_ key: [UInt8], on callerLoop: any EventLoop) -> EventLoopFuture<NearRead> {
+        let plan = state.withLock { state -> Plan in
+            guard let link = state.link else { return .unlinked }
+            if let value = state.entries.value(for: key) { return .answer(value) }
+            return .fetch(link.data, startFetch(key, &state))
+        }
+        switch plan {
+        case .answer(let value):
+            metrics.hits.increment()
+            return callerLoop.makeSucceededFuture(NearRead(reply: .bulkString(value), cached: true))
+        case .fetch(let data, let fetch):
+            return self.fetch(key, fetch, on: data, callerLoop: callerLoop)
+        case .unlinked, .awaitBarrier:
+            return callerLoop.makeFailedFuture(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
+        }
+    }
+
+    /// A failed barrier: the link is going down; the read goes to the data connection if it is
+    /// still linked, and fails (for the caller's fallback) otherwise.
+    private func readUncached(_ key: [UInt8], on callerLoop: any EventLoop) -> EventLoopFuture<NearRead> {
+        let plan = state.withLock { state -> Plan in
+            guard let link = state.link else { return .unlinked }
+            return .fetch(link.data, startFetch(key, &state))
+        }
+        guard case .fetch(let data, let fetch) = plan else {
+            return callerLoop.makeFailedFuture(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
+        }
+        return self.fetch(key, fetch, on: data, callerLoop: callerLoop)
+    }
+
+    private func startFetch(_ key: [UInt8], _ state: inout State) -> UInt64 {
+        state.nextFetch &+= 1
+        state.fetches[key] = state.nextFetch
+        return state.nextFetch
+    }
+
+    private func fetch(_ key: [UInt8], _ fetch: UInt64, on data: RedisConnection, callerLoop: any EventLoop) -> EventLoopFuture<NearRead> {
+        metrics.misses.increment()
+        let replies = data.sendRaw([RedisCommand("CLIENT", "CACHING", "yes"), RedisCommand("GET", RedisArgument(key))])
+        return replies[0].and(replies[1]).map { caching, reply in
+            self.finishFetch(key, fetch, value: caching.isError ? nil : reply.bulkBytes)
+            return NearRead(reply: reply, cached: false)
+        }.hop(to: callerLoop)
+    }
+
+    /// Keeps a fetched value unless an invalidation, a write of this process, a flush or a new
+    /// link came since the fetch began. A missing key is not kept: unknown tokens must not fill
+    /// the cache.
+    private func finishFetch(_ key: [UInt8], _ fetch: UInt64, value: [UInt8]?) {
+        state.withLock { state in
+            guard state.fetches[key] == fetch else { return }
+            state.fetches[key] = nil
+            guard let value else { return }
+            let added = state.entries.contains(key) ? 0 : 1
+            let delta = state.entries.insert(value, for: key)
+            configuration.usage.add(entries: added, bytes: delta)
+            while configuration.usage.entries > configuration.maxEntries, state.entries.count > 1 {
+                configuration.usage.add(entries: -1, bytes: -state.entries.removeOldest())
+            }
+        }
+    }
+
+    // MARK: barrier
+
+    private func sendBarrier() {
+        let (waiting, link) = state.withLock { state in
+            defer { state.openBarrier = nil }
+            return (state.openBarrier, state.link)
+        }
+        guard let link else {
+            waiting?.fail(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
+            return
+        }
+        let sentAt = NIODeadline.now()
+        metrics.barrierRoundTrips.increment()
+        let subscriberPong = link.subscriber.sendRaw(RedisCommand("PING"))
+        let dataPong = link.data.sendRaw(RedisCommand("PING"))
+        subscriberPong.and(dataPong).whenComplete { result in
+            guard case .success(let (subscriberReply, dataReply)) = result, !subscriberReply.isError, !dataReply.isError else {
+                waiting?.fail(RedisClientError(.connectionClosed, "near-cache barrier failed"))
+                return
+            }
+            self.state.withLock { state in
+                guard state.link?.epoch == link.epoch else { return }
+                if state.confirmedAt.map({ $0 < sentAt }) ?? true { state.confirmedAt = sentAt }
+            }
+            waiting?.succeed()
+        }
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import NIOPosix
+import RedisClient
+import RedisTestSupport
+import Synchronization
+import Testing
+
+/// SPEC §5.9: the near cache never answers staler than its mode allows. Each test runs a
+/// sessiond whose Redis connections go through a relay that can hold what Redis sends to its
+/// subscriber connections (invalidations and barrier PONGs alike), and writes to Redis directly,
+/// as another process near Redis would.
+@Suite(.serialized) struct NearCacheTests {
+    /// `strict`: a write acknowledged before a lookup starts is honoured, however late its
+    /// invalidation reaches this process: the cached answer waits for the barrier.
+    @Test func strictHitWaitsForTheInvalidationOfAnEarlierWrite() async throws {
+        try await withRelayedServer(settings: ["SESSIOND_NEAR_CACHE": "strict"]) { server, relay, redis in
+            for round in 0..<5 {
+                let session = try await server.create(user: "near-strict-\(round)")
+                try await warm(server, session)
+                relay.holdSubscribers()
+                _ = try await redis.send(RedisCommand("DEL", RedisArgument(server.sessionKey(session.handle))))
+                // Answered only once the relay lets the invalidation and the PONG through.
+                let answers = Task { try await lookups(server, session, count: 4) }
+                try await Task.sleep(for: .milliseconds(200))
+                relay.release()
+                #expect(try await answers.value == [401, 401, 401, 401], "round \(round): a revoked session was answered from the cache")
+            }
+        }
+    }
+
+    /// `bounded`: once the bound has passed since a write, no process answers from an entry the
+    /// write changed, even when its invalidation and heartbeats are held up.
+    @Test func boundedHonoursARevocationWithinTheBound() async throws {
+        let settings = ["SESSIOND_NEAR_CACHE": "bounded", "SESSIOND_NEAR_CACHE_MAX_STALENESS_MS": "300"]
+        try await withRelayedServer(settings: settings) { server, relay, redis in
+            let session = try await server.create(user: "near-bounded")
+            try await warm(server, session)
+            let heartbeats = try await sample(server, "sessiond_near_cache_barrier_round_trips_total")
+            relay.holdSubscribers()
+            _ = try await redis.send(RedisCommand("DEL", RedisArgument(server.sessionKey(session.handle))))
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(try await lookups(server, session, count: 6) == Array(repeating: 401, count: 6))
+            relay.release()
+            #expect(heartbeats > 0, "the heartbeat sends barriers with no lookup waiting")
+        }
+    }
+
+    /// The process that writes drops its own entry before it answers, so its own next lookup
+    /// is exact even before Redis's invalidation arrives.
+    @Test func theWritingProcessDropsItsOwnEntryBeforeItAnswers() async throws {
+        let settings = ["SESSIOND_NEAR_CACHE": "bounded", "SESSIOND_NEAR_CACHE_MAX_STALENESS_MS": "60000"]
+        try await withRelayedServer(settings: settings) { server, relay, _ in
+            let revoked = try await server.create(user: "near-writer")
+            let patched = try await server.create(["user_id": "near-writer", "data": ["step": 1]])
+            let loggedOut = try await server.create(user: "near-writer-forced")
+            for session in [revoked, patched, loggedOut] { try await warm(server, session) }
+            relay.holdSubscribers()
+            let revoke = try await server.request(.DELETE, "/v1/sessions/\(revoked.handle)", key: TestKeys.admin)
+            #expect(revoke.status == 200)
+            #expect(try await lookups(server, revoked, count: 4) == [401, 401, 401, 401])
+            let patch = try await server.request(
+                .PATCH, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", patched.token)], json: ["step": 2]
+            )
+            #expect(patch.status == 200)
+            for _ in 0..<4 {
+                let data = try await server.lookup(patched.token, touch: false).json()["data"] as? [String: Any]
+                #expect(data?["step"] as? Int == 2, "a lookup after the patch answered the old data")
+            }
+            let forced = try await server.request(.DELETE, "/v1/users/near-writer-forced/sessions", key: TestKeys.admin)
+            #expect(forced.status == 200)
+            #expect(try await lookups(server, loggedOut, count: 4) == [401, 401, 401, 401])
+            relay.release()
+        }
+    }
+
+    /// Expiry comes from the record: an entry whose session has ended is not answered, even
+    /// with its invalidation held up and the bound far away.
+    @Test func expiryIsEnforcedFromTheRecord() async throws {
+        let settings = ["SESSIOND_NEAR_CACHE": "bounded", "SESSIOND_NEAR_CACHE_MAX_STALENESS_MS": "60000", "SESSIOND_IDLE_TIMEOUT": "1"]
+        try await withRelayedServer(settings: settings) { server, relay, _ in
+            let session = try await server.create(user: "near-expiry")
+            try await warm(server, session)
+            relay.holdSubscribers()
+            try await Task.sleep(for: .milliseconds(1600))
+            #expect(try await lookups(server, session, count: 4) == [401, 401, 401, 401])
+            relay.release()
+        }
+    }
+
+    /// A lost subscriber connection may have missed invalidations: the shard drops everything,
+    /// and the cache serves again once the connection is back. So does a flush of the database
+    /// (a null invalidation).
+    @Test func aLostSubscriberOrAFlushDropsTheCache() async throws {
+        try await withRelayedServer(settings: ["SESSIOND_NEAR_CACHE": "strict"]) { server, _, redis in
+            let first = try await server.create(user: "near-lost")
+            try await warm(server, first)
+            let flushes = try await sample(server, "sessiond_near_cache_flushes_total")
+            _ = try await redis.send(RedisCommand("CLIENT", "KILL", "TYPE", "pubsub"))
+            try await eventually { try await sample(server, "sessiond_near_cache_flushes_total") > flushes }
+            #expect(try await sample(server, "sessiond_near_cache_entries") == 0)
+            let second = try await server.create(user: "near-lost")
+            try await eventually {
+                let hits = try await sample(server, "sessiond_near_cache_hits_total")
+                _ = try await lookups(server, second, count: 4)
+                return try await sample(server, "sessiond_near_cache_hits_total") > hits
+            }
+            _ = try await redis.send(RedisCommand("FLUSHDB"))
+            #expect(try await lookups(server, second, count: 4) == [401, 401, 401, 401])
+            #expect(try await sample(server, "sessiond_near_cache_entries") == 0)
+        }
+    }
+
+    // MARK: support
+
+    private func withRelayedServer(
+        settings: [String: String], _ body: @Sendable (Sessiond, RedisRelay, RedisConnection) async throws -> Void
+    ) async throws {
+        try await RedisServerProcess.withServer { redisServer in
+            let relay = try await RedisRelay.start(toPort: try RedisConfiguration(url: redisServer.url).port)
+            let direct = try await RedisConnection.connect(
+                configuration: try RedisConfiguration(url: redisServer.url).forTests, eventLoop: MultiThreadedEventLoopGroup.singleton.next()
+            )
+            defer { direct.close() }
+            do {
+                try await Sessiond.with(redisURL: relay.url, settings: settings) { server in
+                    try await body(server, relay, direct)
+                }
+            } catch {
+                relay.release()
+                await relay.close()
+                throw error
+            }
+            relay.release()
+            await relay.close()
+        }
+    }
+
+    /// Looks the session up until both event loops' shards have answered it from memory.
+    private func warm(_ server: Sessiond, _ session: Sessiond.CreatedSession) async throws {
+        let before = try await sample(server, "sessiond_near_cache_hits_total")
+        #expect(try await lookups(server, session, count: 12) == Array(repeating: 200, count: 12))
+        #expect(try await sample(server, "sessiond_near_cache_hits_total") >= before + 8, "the cache did not answer")
+    }
+
+    /// Statuses of `count` lookups (without touch, so no write of this process interferes).
+    private func lookups(_ server: Sessiond, _ session: Sessiond.CreatedSession, count: Int) async throws -> [Int] {
+        var statuses = [Int]()
+        for _ in 0..<count { statuses.append(try await server.lookup(session.token, touch: false).status) }
+        return statuses
+    }
+
+    private func sample(_ server: Sessiond, _ name: String) async throws -> Double {
+        try await MetricsTests.scrape(server).samples[name] ?? -1
+    }
+
+    private func eventually(_ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("condition not met within 10 s")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
