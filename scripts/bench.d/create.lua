@@ -7,7 +7,10 @@
 --   BENCH_USER_OFFSET  first user number (default 0)
 --   BENCH_USER         one fixed user id for every session instead (optional)
 --   BENCH_APP_KEY      API key of role app
---   BENCH_OUT          file for "user_id handle token" lines (optional)
+--   BENCH_IDLE_TIMEOUT idle_timeout of each session in seconds (optional; default the server's)
+--   BENCH_OUT          file for "user_id handle token created_ms" lines (optional), created_ms
+--                      the wall-clock time of the answer in ms (a bound on the session's
+--                      creation, which scripts/bench.d/lookup.lua takes as its last touch)
 --   BENCH_DONE         written last, atomically: "created failed elapsed_seconds"
 -- Creates beyond the count are never sent: once BENCH_COUNT are out, the
 -- remaining connections ask GET /healthz until the last create is answered.
@@ -21,6 +24,10 @@ local function now()
    ffi.C.clock_gettime(1, timespec) -- CLOCK_MONOTONIC
    return tonumber(timespec.tv_sec) + tonumber(timespec.tv_nsec) / 1e9
 end
+local function wall_ms()
+   ffi.C.clock_gettime(0, timespec) -- CLOCK_REALTIME: the clock of Redis's TIME
+   return tonumber(timespec.tv_sec) * 1000 + tonumber(timespec.tv_nsec) / 1e6
+end
 
 local total = tonumber(os.getenv("BENCH_COUNT") or "0")
 local users = tonumber(os.getenv("BENCH_USERS") or "1")
@@ -28,6 +35,8 @@ local offset = tonumber(os.getenv("BENCH_USER_OFFSET") or "0")
 local fixed_user = os.getenv("BENCH_USER")
 if fixed_user == "" then fixed_user = nil end
 local app_key = os.getenv("BENCH_APP_KEY") or ""
+local idle_timeout = tonumber(os.getenv("BENCH_IDLE_TIMEOUT") or "")
+local body_tail = idle_timeout and string.format('","idle_timeout":%d}', idle_timeout) or '"}'
 local out_path = os.getenv("BENCH_OUT") or ""
 local done_path = os.getenv("BENCH_DONE") or ""
 
@@ -59,7 +68,7 @@ function request()
    if issued == 0 then started = now() end
    local user = fixed_user or string.format("u%09d", offset + issued % users)
    issued = issued + 1
-   local body = '{"user_id":"' .. user .. '"}'
+   local body = '{"user_id":"' .. user .. body_tail
    return head .. #body .. "\r\n\r\n" .. body
 end
 
@@ -84,7 +93,7 @@ function response(status, headers, body)
       local user = body:match('"user_id":"([^"]+)"')
       if handle and token and user then
          created = created + 1
-         if out then out:write(user, " ", handle, " ", token, "\n") end
+         if out then out:write(user, " ", handle, " ", token, " ", string.format("%.0f", wall_ms()), "\n") end
       else
          failed = failed + 1
          first_failure = first_failure or ("201 without handle/token/user_id: " .. body:sub(1, 300))
