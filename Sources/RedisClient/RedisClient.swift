@@ -276,10 +276,7 @@ public final class RedisClient: RedisDeployment, Sendable {
     public func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<NearRead> {
         if let shard = regularSlots.first(where: { $0.eventLoop === eventLoop })?.nearCache ?? liveSlot()?.slot.nearCache,
            let read = shard.read(key.bytes, on: eventLoop) {
-            return read.flatMapThrowing { read in
-                _ = try Self.checked(read.reply)
-                return read
-            }
+            return read
         }
         return send(RedisCommand("GET", key), routingKey: key, on: eventLoop).map { NearRead(reply: $0, cached: false) }
     }

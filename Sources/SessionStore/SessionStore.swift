@@ -203,30 +203,48 @@ public final class SessionStore: Sendable {
     public func lookup(_ token: SessionToken, touch: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Session?> {
         let handle = token.handle
         let key = sessionKey(handle)
-        return redis.nearGet(key, on: eventLoop).flatMapError { _ in
-            eventLoop.makeFutureWithTask {
-                NearRead(reply: try await self.redis.send(RedisCommand("GET", key), routingKey: key), cached: false)
-            }
-        }.flatMap { read in
-            let session: Session?
-            do {
-                session = try self.session(from: read.reply, handle: handle)
-            } catch {
-                return eventLoop.makeFailedFuture(error)
-            }
-            guard let session else { return eventLoop.makeSucceededFuture(nil) }
-            if read.cached {
-                // Expiry is enforced from the record, never trusted to an invalidation. Before
-                // Redis's time is known (the first instants after start), Redis decides.
-                guard let now = self.clock.now() else {
-                    return self.redis.send(RedisCommand("GET", key), routingKey: key, on: eventLoop).flatMapThrowing { reply in
-                        self.answer(try self.session(from: reply, handle: handle), token, touch: touch, key: key, on: eventLoop)
-                    }
+        let answer = eventLoop.makePromise(of: Session?.self)
+        redis.nearGet(key, on: eventLoop).whenComplete { result in
+            switch result {
+            case .success(let read):
+                do {
+                    try self.answer(read, token, touch: touch, key: key, on: eventLoop, into: answer)
+                } catch {
+                    answer.fail(error)
                 }
-                if session.endsAt <= now { return eventLoop.makeSucceededFuture(nil) }
+            case .failure:
+                answer.completeWithTask {
+                    let reply = try await self.redis.send(RedisCommand("GET", key), routingKey: key)
+                    return self.touchIfDue(try self.session(from: reply, handle: handle), token, touch: touch, key: key, on: eventLoop)
+                }
             }
-            return eventLoop.makeSucceededFuture(self.answer(session, token, touch: touch, key: key, on: eventLoop))
         }
+        return answer.futureResult
+    }
+
+    private func answer(
+        _ read: NearRead, _ token: SessionToken, touch: Bool, key: RedisArgument, on eventLoop: any EventLoop,
+        into answer: EventLoopPromise<Session?>
+    ) throws {
+        guard let session = try session(from: read.reply, handle: token.handle) else {
+            answer.succeed(nil)
+            return
+        }
+        if read.cached {
+            // Expiry is enforced from the record, never trusted to an invalidation. Before
+            // Redis's time is known (the first instants after start), Redis decides.
+            guard let now = clock.now() else {
+                answer.completeWith(redis.send(RedisCommand("GET", key), routingKey: key, on: eventLoop).flatMapThrowing { reply in
+                    self.touchIfDue(try self.session(from: reply, handle: token.handle), token, touch: touch, key: key, on: eventLoop)
+                })
+                return
+            }
+            if session.endsAt <= now {
+                answer.succeed(nil)
+                return
+            }
+        }
+        answer.succeed(touchIfDue(session, token, touch: touch, key: key, on: eventLoop))
     }
 
     /// `lookup(_:touch:on:)` from a task.
@@ -235,7 +253,7 @@ public final class SessionStore: Sendable {
         return try await lookup(token, touch: touch, on: eventLoop).get()
     }
 
-    private func answer(_ session: Session?, _ token: SessionToken, touch: Bool, key: RedisArgument, on eventLoop: any EventLoop) -> Session? {
+    private func touchIfDue(_ session: Session?, _ token: SessionToken, touch: Bool, key: RedisArgument, on eventLoop: any EventLoop) -> Session? {
         if let session, touch, dueForTouch(session) { slide(token, key: key, userID: session.userID, on: eventLoop) }
         return session
     }

@@ -155,8 +155,9 @@ final class NearCacheShard: Sendable {
         case fetch(RedisConnection, UInt64)
     }
 
-    /// `key`'s value as a `GET` would answer it (error replies included), completed on
-    /// `callerLoop`; nil while the shard is not linked (the caller reads Redis itself).
+    /// `key`'s value as a `GET` would answer it (an error reply fails the future, as
+    /// `.commandError`), completed on `callerLoop`; nil while the shard is not linked (the
+    /// caller reads Redis itself).
     func read(_ key: [UInt8], on callerLoop: any EventLoop) -> EventLoopFuture<NearRead>? {
         let now = NIODeadline.now()
         let plan = state.withLock { state -> Plan in
@@ -235,8 +236,9 @@ final class NearCacheShard: Sendable {
     private func fetch(_ key: [UInt8], _ fetch: UInt64, on data: RedisConnection, callerLoop: any EventLoop) -> EventLoopFuture<NearRead> {
         metrics.misses.increment()
         let replies = data.sendRaw([RedisCommand("CLIENT", "CACHING", "yes"), RedisCommand("GET", RedisArgument(key))])
-        return replies[0].and(replies[1]).map { caching, reply in
+        return replies[0].and(replies[1]).flatMapThrowing { caching, reply in
             self.finishFetch(key, fetch, value: caching.isError ? nil : reply.bulkBytes)
+            if case .error(let message) = reply { throw RedisClientError(.commandError, message) }
             return NearRead(reply: reply, cached: false)
         }.hop(to: callerLoop)
     }
