@@ -57,16 +57,35 @@ public final class RedisClient: RedisDeployment, Sendable {
         }
     }
 
-    /// Keeps every pool slot connected until cancelled or the service group shuts down.
+    /// Ends `run()`: a cluster node that is no longer a master.
+    private let retirement = AsyncStream<Never>.makeStream()
+
+    /// Keeps every pool slot connected until cancelled, retired, or the service group shuts down.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            await withDiscardingTaskGroup { group in
+            await withTaskGroup(of: Bool.self) { group in
                 for index in self.slots.indices {
-                    group.addTask { await self.maintainConnection(slot: index) }
+                    group.addTask {
+                        await self.maintainConnection(slot: index)
+                        return false
+                    }
                 }
-                group.addTask { await self.checkRoles() }
+                group.addTask {
+                    await self.checkRoles()
+                    return false
+                }
+                group.addTask {
+                    for await _ in self.retirement.stream {}
+                    return !Task.isCancelled
+                }
+                for await retired in group where retired { group.cancelAll() }
             }
         }
+    }
+
+    /// Closes the pool for good: `run()` returns and commands fail as unavailable.
+    func retire() {
+        retirement.continuation.finish()
     }
 
     private func maintainConnection(slot index: Int) async {

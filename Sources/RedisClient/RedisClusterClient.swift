@@ -14,14 +14,9 @@ import Synchronization
 /// asks for a refresh, so a promoted replica is found without a restart; the map is also
 /// refreshed every few seconds, faster while part of the cluster is down.
 public final class RedisClusterClient: RedisDeployment, Sendable {
-    private struct NodePool: Sendable {
-        var client: RedisClient
-        var task: Task<Void, Never>
-    }
-
     private struct State: Sendable {
         var topology: ClusterTopology
-        var pools: [RedisNodeAddress: NodePool] = [:]
+        var pools: [RedisNodeAddress: RedisClient] = [:]
         var stopped = false
     }
 
@@ -31,6 +26,10 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
     private let logger: Logger
     private let state: Mutex<State>
     private let refreshing = Atomic<Bool>(false)
+    /// Pools to run: `run()` runs each as a child task, so none outlives the service group.
+    private let poolStarts = AsyncStream<RedisClient>.makeStream()
+    /// Asks `run()`'s refresh loop for a refresh now (a redirect, an unreachable master).
+    private let refreshRequests = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
     /// Redirects and retries one command may take before it is answered as unavailable.
     static let maxAttempts = 6
@@ -53,15 +52,18 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         self.state = Mutex(State(topology: topology))
     }
 
-    /// Connects a pool to every master, then keeps the slot map fresh until shut down.
+    /// Connects a pool to every master, then keeps the slot map fresh until shut down: every
+    /// few seconds, faster while degraded, and at once when a request asks. Node pools run as
+    /// child tasks, and a retired one (no longer a master) returns.
     public func run() async throws {
         let masters = state.withLock { $0.topology.masters }
         for master in masters { _ = pool(for: master) }
         await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: self.isDegraded ? Self.degradedRefreshInterval : Self.refreshInterval)
-                if Task.isCancelled { break }
-                await self.refreshTopology()
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.keepTopologyFresh() }
+                for await client in self.poolStarts.stream {
+                    group.addTask { try? await client.run() }
+                }
             }
         }
         let pools = state.withLock { state in
@@ -69,12 +71,30 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
             defer { state.pools.removeAll() }
             return Array(state.pools.values)
         }
-        for pool in pools { pool.task.cancel() }
+        for pool in pools { pool.retire() }
+    }
+
+    private func keepTopologyFresh() async {
+        while !Task.isCancelled {
+            let interval = isDegraded ? Self.degradedRefreshInterval : Self.refreshInterval
+            // Waits for the interval or a request, whichever comes first.
+            await withTaskGroup(of: Void.self) { wait in
+                wait.addTask { try? await Task.sleep(for: interval) }
+                wait.addTask {
+                    var requests = self.refreshRequests.stream.makeAsyncIterator()
+                    _ = await requests.next()
+                }
+                await wait.next()
+                wait.cancelAll()
+            }
+            if Task.isCancelled { break }
+            await refreshTopology()
+        }
     }
 
     private var isDegraded: Bool {
         state.withLock { state in
-            state.topology.unownedSlots > 0 || state.topology.masters.contains { state.pools[$0]?.client.isConnected != true }
+            state.topology.unownedSlots > 0 || state.topology.masters.contains { state.pools[$0]?.isConnected != true }
         }
     }
 
@@ -116,7 +136,7 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
 
     /// Every master's shards forget `keys`: a key's entry may sit with a former owner.
     public func forgetNear(_ keys: [RedisArgument]) {
-        for client in state.withLock({ $0.pools.values.map(\.client) }) { client.forgetNear(keys) }
+        for client in state.withLock({ Array($0.pools.values) }) { client.forgetNear(keys) }
     }
 
     public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool) async throws -> RESPValue {
@@ -185,10 +205,10 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         return pool(for: owner)
     }
 
-    /// The pool of `address`, started on first use.
+    /// The pool of `address`, started on first use (by `run()`).
     private func pool(for address: RedisNodeAddress) -> RedisClient {
         state.withLock { state in
-            if let existing = state.pools[address] { return existing.client }
+            if let existing = state.pools[address] { return existing }
             var nodeConfiguration = configuration
             nodeConfiguration.host = address.host
             nodeConfiguration.port = address.port
@@ -196,8 +216,8 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
             nodeLogger[metadataKey: "node"] = "\(address)"
             let client = RedisClient(configuration: nodeConfiguration, eventLoopGroup: eventLoopGroup, logger: nodeLogger)
             // After shutdown a pool is never started: callers get `.unavailable` from it.
-            let task = state.stopped ? Task {} : Task { try? await client.run() }
-            state.pools[address] = NodePool(client: client, task: task)
+            if !state.stopped { poolStarts.continuation.yield(client) }
+            state.pools[address] = client
             return client
         }
     }
@@ -206,7 +226,7 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
 
     private func requestRefresh() {
         guard !refreshing.load(ordering: .relaxed) else { return }
-        Task { await self.refreshTopology() }
+        refreshRequests.continuation.yield()
     }
 
     /// Asks a reachable node for `CLUSTER SLOTS` (connected masters first, then every known
@@ -216,7 +236,7 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         defer { refreshing.store(false, ordering: .releasing) }
         let (masterPools, known) = state.withLock { state in
             (
-                state.topology.masters.compactMap { state.pools[$0]?.client }.filter(\.isConnected),
+                state.topology.masters.compactMap { state.pools[$0] }.filter(\.isConnected),
                 state.topology.masters + state.topology.replicas
             )
         }
@@ -239,10 +259,10 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
 
     private func apply(_ topology: ClusterTopology) {
         // Pools of nodes that are no longer masters are closed: a demoted node would only answer MOVED.
-        let (changed, retired) = state.withLock { state -> (Bool, [NodePool]) in
+        let (changed, retired) = state.withLock { state -> (Bool, [RedisClient]) in
             guard state.topology != topology else { return (false, []) }
             state.topology = topology
-            var retired = [NodePool]()
+            var retired = [RedisClient]()
             for (address, pool) in state.pools where !topology.masters.contains(address) {
                 retired.append(pool)
                 state.pools[address] = nil
@@ -250,9 +270,9 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
             return (true, retired)
         }
         guard changed else { return }
-        for pool in retired { pool.task.cancel() }
+        for pool in retired { pool.retire() }
         // Slots moved: an entry cached from a node that lost a slot may miss its invalidations.
-        for client in state.withLock({ $0.pools.values.map(\.client) }) { client.flushNearCache() }
+        for client in state.withLock({ Array($0.pools.values) }) { client.flushNearCache() }
         for master in topology.masters { _ = pool(for: master) }
         logger.info("cluster topology changed", metadata: [
             "masters": "\(topology.masters.map(\.description).joined(separator: ","))",
@@ -276,7 +296,7 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
 
     /// Succeeds while at least one master answers: slots of the others fail request by request.
     public func ping() async throws {
-        let masters = state.withLock { state in state.topology.masters.compactMap { state.pools[$0]?.client } }
+        let masters = state.withLock { state in state.topology.masters.compactMap { state.pools[$0] } }
         var lastError: (any Error)?
         for master in masters {
             do {
@@ -290,7 +310,7 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
     }
 
     public var poolStatistics: RedisPoolStatistics {
-        let clients = state.withLock { state in state.topology.masters.compactMap { state.pools[$0]?.client } }
+        let clients = state.withLock { state in state.topology.masters.compactMap { state.pools[$0] } }
         return clients.reduce(RedisPoolStatistics()) { $0 + $1.poolStatistics }
     }
 

@@ -50,6 +50,6 @@ public func buildApplication(
         },
         logger: logger
     )
-    app.addServices(redis)
+    app.addServices(redis, store)
     return app
 }

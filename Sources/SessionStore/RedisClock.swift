@@ -4,14 +4,15 @@ import Synchronization
 /// An estimate of the Redis server's clock (the clock every session time comes from), so a
 /// lookup can tell on its own whether a session is due for a touch and skip the script when not.
 /// The scripts still decide with Redis's own TIME: a wrong estimate can only delay or add a
-/// touch, never end a session early or keep a revoked one alive. The estimate runs on the
-/// monotonic clock from the last `TIME` answer, so a step of the local wall clock cannot skew it.
+/// touch, never keep a revoked one alive. It also ends a record answered from the near cache
+/// at its deadline, off by at most the estimate's error (half a `TIME` round trip, plus the
+/// monotonic clock's drift over 30 s). The estimate runs on the monotonic clock from the last
+/// `TIME` answer, so a step of the local wall clock cannot skew it.
 final class RedisClock: Sendable {
     private struct State {
         /// Redis time in ms at `measuredAt`; nil until first measured.
         var redisTime: Int64?
         var measuredAt = ContinuousClock.now
-        var refreshing = false
     }
 
     private let redis: any RedisDeployment
@@ -20,6 +21,8 @@ final class RedisClock: Sendable {
     private let routingKey: RedisArgument
     private let state = Mutex(State())
     private static let refreshInterval = Duration.seconds(30)
+    /// How soon a failed measurement is tried again.
+    private static let retryInterval = Duration.milliseconds(200)
 
     init(redis: any RedisDeployment, routingKey: RedisArgument) {
         self.redis = redis
@@ -29,31 +32,34 @@ final class RedisClock: Sendable {
     /// Redis's current time in ms, or nil while it has not been measured yet.
     func now() -> Int64? {
         let local = ContinuousClock.now
-        let (estimate, stale) = state.withLock { state -> (Int64?, Bool) in
-            let stale = !state.refreshing && (state.redisTime == nil || local - state.measuredAt > Self.refreshInterval)
-            if stale { state.refreshing = true }
-            return (state.redisTime.map { $0 + Self.milliseconds(local - state.measuredAt) }, stale)
+        return state.withLock { state in
+            state.redisTime.map { $0 + Self.milliseconds(local - state.measuredAt) }
         }
-        if stale {
-            Task { await self.measure() }
-        }
-        return estimate
     }
 
-    private func measure() async {
+    /// Measures at once, then every 30 s (sooner after a failure), until cancelled: a child of
+    /// the store's service.
+    func run() async {
+        while !Task.isCancelled {
+            let measured = await measure()
+            try? await Task.sleep(for: measured ? Self.refreshInterval : Self.retryInterval)
+        }
+    }
+
+    private func measure() async -> Bool {
         let before = ContinuousClock.now
         let reply = try? await redis.send(RedisCommand("TIME"), routingKey: routingKey)
         let after = ContinuousClock.now
+        guard let parts = reply?.array, parts.count == 2,
+              let seconds = parts[0].string.flatMap({ Int64($0) }),
+              let micros = parts[1].string.flatMap({ Int64($0) })
+        else { return false }
         state.withLock { state in
-            state.refreshing = false
-            guard let parts = reply?.array, parts.count == 2,
-                  let seconds = parts[0].string.flatMap({ Int64($0) }),
-                  let micros = parts[1].string.flatMap({ Int64($0) })
-            else { return }
             // TIME was read about half-way through the round trip.
             state.redisTime = seconds * 1000 + micros / 1000
             state.measuredAt = before + (after - before) / 2
         }
+        return true
     }
 
     private static func milliseconds(_ duration: Duration) -> Int64 {

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 import RedisClient
 import SessionCrypto
 
@@ -60,7 +61,10 @@ public enum DataUpdateResult: Sendable {
 /// Sessions in Redis. Every operation that touches more than one key is one script call with
 /// every key in KEYS, all under the user's hash tag, so a crash at any instant leaves sessions
 /// and user indexes consistent, on one server and on a cluster alike (docs/redis-layout.md).
-public final class SessionStore: Sendable {
+///
+/// A swift-service-lifecycle `Service`: `run()` keeps the Redis clock estimate fresh and retries
+/// the touches whose quick script call failed, as child tasks of the service group.
+public final class SessionStore: Service, Sendable {
     public let policy: SessionPolicy
     private let redis: any RedisDeployment
     private let metrics: SessionStoreMetrics
@@ -77,12 +81,30 @@ public final class SessionStore: Sendable {
     /// A capped create retries this often when other creates keep changing the user's index.
     private let cappedCreateAttempts = 20
 
+    /// Touches to retry through the routed script call (keys of the `lookup` script). Bounded:
+    /// while Redis is away, the oldest are dropped and the next due lookup touches again.
+    private let slideRetries = AsyncStream<[RedisArgument]>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+
     public init(redis: any RedisDeployment, policy: SessionPolicy, metrics: SessionStoreMetrics = .none) {
         self.redis = redis
         self.policy = policy
         self.metrics = metrics
         self.clock = RedisClock(redis: redis, routingKey: RedisArgument(policy.keyPrefix + "{clock}"))
         self.routing = RoutingKeyStore(redis: redis, key: RedisArgument(policy.keyPrefix + "{routing}key"), script: scripts.routingKey)
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.clock.run() }
+                for await keys in self.slideRetries.stream {
+                    group.addTask {
+                        _ = try? await self.redis.evaluate(self.scripts.lookup, keys: keys, arguments: [], replicated: false)
+                        self.redis.forgetNear([keys[0]])
+                    }
+                }
+            }
+        }
     }
 
     // MARK: keys
@@ -259,8 +281,8 @@ public final class SessionStore: Sendable {
     }
 
     /// Runs the `lookup` script for a session due for a touch, without waiting for it. When the
-    /// quick script call fails (script not loaded yet, a redirect, a lost connection), the routed
-    /// call tries again in a task, with its loading, retries and redirects; if that fails too, the
+    /// quick script call fails (script not loaded yet, a redirect, a lost connection), `run()`
+    /// tries again through the routed call, with its loading, retries and redirects; if that fails too, the
     /// slide is lost and the next due lookup makes it (failures show in
     /// `sessiond_redis_command_failures_total`). The written record leaves this process's near
     /// cache; Redis invalidates the other processes' copies.
@@ -274,10 +296,7 @@ public final class SessionStore: Sendable {
                 // Redis at maxmemory refuses the touch's write; the next due lookup tries again.
                 return
             case .failure:
-                Task {
-                    _ = try? await self.redis.evaluate(self.scripts.lookup, keys: keys, arguments: [], replicated: false)
-                    self.redis.forgetNear([key])
-                }
+                self.slideRetries.continuation.yield(keys)
             }
         }
     }
