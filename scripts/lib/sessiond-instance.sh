@@ -22,6 +22,8 @@
 # in INSTANCE_RUN_UNDER, when set (scripts/bench pins its servers with taskset from the start).
 
 INSTANCE_RUN_UNDER=()
+# The server instance_start_redis runs: redis-server, or another with its flags (valkey-server).
+INSTANCE_REDIS_SERVER=${INSTANCE_REDIS_SERVER:-redis-server}
 INSTANCE_REDIS_PID=""
 INSTANCE_REDIS_PORT=""
 INSTANCE_REDIS_URL=""
@@ -97,7 +99,7 @@ instance_start_redis() {
 _instance_try_redis() {
     local port=$1 dir=$2
     shift 2
-    local -a argv=("${INSTANCE_RUN_UNDER[@]}" redis-server --port "$port" --bind 127.0.0.1 --dir "$dir"
+    local -a argv=("${INSTANCE_RUN_UNDER[@]}" "$INSTANCE_REDIS_SERVER" --port "$port" --bind 127.0.0.1 --dir "$dir"
         --save '' --appendonly no --daemonize no --logfile "$dir/redis.log" "$@")
     printf '%s\0' "${argv[@]}" >"$dir/redis.argv"
     "${argv[@]}" </dev/null >/dev/null 2>&1 &
