@@ -112,7 +112,7 @@ enum ClusterRedirect: Equatable {
         case .tryAgain: self = .tryAgain
         case .clusterDown(let slotUnserved): self = .clusterDown(slotUnserved: slotUnserved)
         case .readOnly: self = .readOnly
-        case .noScript, .outOfMemory, .noPermission, .other: return nil
+        case .noScript, .outOfMemory, .noPermission, .unknownCommand, .other: return nil
         }
     }
 }

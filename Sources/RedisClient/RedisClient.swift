@@ -138,41 +138,61 @@ public final class RedisClient: RedisDeployment, Sendable {
         var backoff = configuration.reconnectBackoffInitial
         var target = configuration
         (target.host, target.port) = (data.address.host, data.address.port)
+        // Losing the data connection ends whichever link is current (registered once, not per link).
+        let current = Mutex<(epoch: Int, lost: EventLoopPromise<Void>)?>(nil)
+        data.closeFuture.whenComplete { _ in
+            guard let link = current.withLock({ $0 }) else { return }
+            shard.unlink(epoch: link.epoch)
+            link.lost.succeed()
+        }
+        var attempt = 0
         while data.isActive && !Task.isCancelled {
+            if attempt > 0 {
+                // Every retry waits, so a subscriber that keeps being closed cannot spin.
+                let jittered = TimeAmount.nanoseconds(Int64.random(in: 0...max(1, backoff.nanoseconds)))
+                try? await Task.sleep(nanoseconds: UInt64(jittered.nanoseconds))
+                backoff = min(backoff * 2, configuration.reconnectBackoffMaximum)
+            }
+            attempt += 1
             let subscriber: RedisConnection
             do {
                 subscriber = try await RedisConnection.connect(configuration: target, eventLoop: shard.eventLoop) { shard.receive($0) }
             } catch {
                 logger.warning("near-cache subscriber connect failed", metadata: ["server": "\(data.address)", "error": "\(error)"])
-                let jittered = TimeAmount.nanoseconds(Int64.random(in: 0...max(1, backoff.nanoseconds)))
-                try? await Task.sleep(nanoseconds: UInt64(jittered.nanoseconds))
-                backoff = min(backoff * 2, configuration.reconnectBackoffMaximum)
                 continue
             }
             do {
                 let id = try await subscriber.send(RedisCommand("CLIENT", "ID"))
                 _ = try await subscriber.send(RedisCommand("SUBSCRIBE", "__redis__:invalidate"))
                 _ = try await data.send(RedisCommand("CLIENT", "TRACKING", "ON", "REDIRECT", RedisArgument(id.integer ?? -1), "OPTIN"))
-            } catch let error as RedisClientError where error.code == .commandError {
+            } catch let error as RedisClientError where error.reply == .noPermission || error.reply == .unknownCommand {
                 subscriber.close()
                 logger.warning("near cache off: Redis refused client tracking", metadata: ["server": "\(data.address)", "error": "\(error.message)"])
                 try? await data.closeFuture.get()
                 return
             } catch {
+                // A passing refusal (LOADING, too many clients) or a lost connection: try again.
+                logger.warning("near-cache tracking set-up failed", metadata: ["server": "\(data.address)", "error": "\(error)"])
                 subscriber.close()
                 continue
             }
-            backoff = configuration.reconnectBackoffInitial
+            let linkedAt = ContinuousClock.now
             let epoch = shard.link(subscriber: subscriber, data: data)
             let lost = shard.eventLoop.makePromise(of: Void.self)
-            for connection in [data, subscriber] {
-                connection.closeFuture.whenComplete { _ in
-                    shard.unlink(epoch: epoch)
-                    lost.succeed()
-                }
+            current.withLock { $0 = (epoch, lost) }
+            if !data.isActive {
+                // Closed before `current` was set: its callback found nothing to end.
+                shard.unlink(epoch: epoch)
+                lost.succeed()
+            }
+            subscriber.closeFuture.whenComplete { _ in
+                shard.unlink(epoch: epoch)
+                lost.succeed()
             }
             try? await lost.futureResult.get()
+            current.withLock { $0 = nil }
             subscriber.close()
+            if ContinuousClock.now - linkedAt > .seconds(1) { backoff = configuration.reconnectBackoffInitial }
             if data.isActive { logger.warning("near-cache subscriber connection lost; entries dropped", metadata: ["server": "\(data.address)"]) }
         }
     }

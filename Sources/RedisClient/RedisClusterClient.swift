@@ -214,7 +214,9 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
             nodeConfiguration.port = address.port
             var nodeLogger = logger
             nodeLogger[metadataKey: "node"] = "\(address)"
-            let client = RedisClient(configuration: nodeConfiguration, eventLoopGroup: eventLoopGroup, logger: nodeLogger)
+            // A master demoted while reachable (a manual failover) would still answer reads and
+            // near-cache barriers: its connections close at the next role check.
+            let client = RedisClient(configuration: nodeConfiguration, eventLoopGroup: eventLoopGroup, logger: nodeLogger, requireMaster: true)
             // After shutdown a pool is never started: callers get `.unavailable` from it.
             if !state.stopped { poolStarts.continuation.yield(client) }
             state.pools[address] = client

@@ -19,6 +19,8 @@ public enum RedisErrorCode: Sendable, Equatable {
     case outOfMemory
     /// The ACL user may not run this command or touch this key.
     case noPermission
+    /// The server has no such command or subcommand (an older server).
+    case unknownCommand
     /// Any other code word: `ERR`, `WRONGTYPE`, `WRONGPASS`, or a script's own.
     case other(String)
 
@@ -39,6 +41,8 @@ public enum RedisErrorCode: Sendable, Equatable {
         case "READONLY": self = .readOnly
         case "OOM": self = .outOfMemory
         case "NOPERM": self = .noPermission
+        case "ERR" where words.count >= 3 && words[1].lowercased() == "unknown" && words[2].lowercased().hasSuffix("command"):
+            self = .unknownCommand
         default: self = .other(word)
         }
     }

@@ -4,10 +4,10 @@ import Synchronization
 /// An estimate of the Redis server's clock (the clock every session time comes from), so a
 /// lookup can tell on its own whether a session is due for a touch and skip the script when not.
 /// The scripts still decide with Redis's own TIME: a wrong estimate can only delay or add a
-/// touch, never keep a revoked one alive. It also ends a record answered from the near cache
-/// at its deadline, off by at most the estimate's error (half a `TIME` round trip, plus the
-/// monotonic clock's drift over 30 s). The estimate runs on the monotonic clock from the last
-/// `TIME` answer, so a step of the local wall clock cannot skew it.
+/// touch, never keep a revoked one alive. Near a cached record's deadline the store asks Redis
+/// (`SessionStore.expiryMargin`), so the estimate's error (a `TIME` round trip, the monotonic
+/// clock's drift over 30 s) never decides an expiry. The estimate runs on the monotonic clock
+/// from the last `TIME` answer, so a step of the local wall clock cannot skew it.
 final class RedisClock: Sendable {
     private struct State {
         /// Redis time in ms at `measuredAt`; nil until first measured.
@@ -49,15 +49,15 @@ final class RedisClock: Sendable {
     private func measure() async -> Bool {
         let before = ContinuousClock.now
         let reply = try? await redis.send(RedisCommand("TIME"), routingKey: routingKey)
-        let after = ContinuousClock.now
         guard let parts = reply?.array, parts.count == 2,
               let seconds = parts[0].string.flatMap({ Int64($0) }),
               let micros = parts[1].string.flatMap({ Int64($0) })
         else { return false }
         state.withLock { state in
-            // TIME was read about half-way through the round trip.
+            // Anchored at the send: the estimate can only run ahead of Redis (by up to the round
+            // trip), so a cached record is never answered after Redis has ended it.
             state.redisTime = seconds * 1000 + micros / 1000
-            state.measuredAt = before + (after - before) / 2
+            state.measuredAt = before
         }
         return true
     }

@@ -235,13 +235,22 @@ public final class SessionStore: Service, Sendable {
                     answer.fail(error)
                 }
             case .failure:
-                answer.completeWithTask {
-                    let reply = try await self.redis.send(RedisCommand("GET", key), routingKey: key)
-                    return self.touchIfDue(try self.session(from: reply, handle: handle), token, touch: touch, key: key, on: eventLoop)
-                }
+                self.readRouted(token, touch: touch, key: key, on: eventLoop, into: answer)
             }
         }
         return answer.futureResult
+    }
+
+    /// Near a cached record's end, Redis decides: the clock estimate's error (see `RedisClock`)
+    /// must not answer a session Redis has already ended.
+    static let expiryMargin: Int64 = 1000
+
+    /// The lookup's read through the routed `GET` (retries, redirects), in a task.
+    private func readRouted(_ token: SessionToken, touch: Bool, key: RedisArgument, on eventLoop: any EventLoop, into answer: EventLoopPromise<Session?>) {
+        answer.completeWithTask {
+            let reply = try await self.redis.send(RedisCommand("GET", key), routingKey: key)
+            return self.touchIfDue(try self.session(from: reply, handle: token.handle), token, touch: touch, key: key, on: eventLoop)
+        }
     }
 
     private func answer(
@@ -252,17 +261,11 @@ public final class SessionStore: Service, Sendable {
             answer.succeed(nil)
             return
         }
+        // Expiry is enforced from the record, never trusted to an invalidation. Near its end,
+        // or before Redis's time is known (the first instants after start), Redis decides.
         if read.cached {
-            // Expiry is enforced from the record, never trusted to an invalidation. Before
-            // Redis's time is known (the first instants after start), Redis decides.
-            guard let now = clock.now() else {
-                answer.completeWith(redis.send(RedisCommand("GET", key), routingKey: key, on: eventLoop).flatMapThrowing { reply in
-                    self.touchIfDue(try self.session(from: reply, handle: token.handle), token, touch: touch, key: key, on: eventLoop)
-                })
-                return
-            }
-            if session.endsAt <= now {
-                answer.succeed(nil)
+            guard let now = clock.now(), session.endsAt - now > Self.expiryMargin else {
+                readRouted(token, touch: touch, key: key, on: eventLoop, into: answer)
                 return
             }
         }
@@ -331,6 +334,7 @@ public final class SessionStore: Service, Sendable {
         let handle = token.handle
         guard var current = try await session(handle: handle) else { return .noSession }
         let keys = [sessionKey(handle), indexKey(tagText: handle.tagText, userID: current.userID)]
+        defer { redis.forgetNear([keys[0]]) }
         for _ in 0..<patchAttempts {
             if let ifMatch, ifMatch != current.version { return .versionMismatch(current: current.version) }
             let existing: JSONValue
@@ -351,10 +355,7 @@ public final class SessionStore: Service, Sendable {
                 throw SessionStoreError.unexpectedReply("replace_data: unexpected reply shape")
             }
             let session = try SessionRecord.decode(record, handle: handle)
-            if applied == 1 {
-                redis.forgetNear([keys[0]])
-                return .updated(session)
-            }
+            if applied == 1 { return .updated(session) }
             current = session
         }
         throw SessionStoreError.tooMuchContention
@@ -375,6 +376,9 @@ public final class SessionStore: Service, Sendable {
     /// Revokes by handle. The record is read first for its user id, which names the index.
     /// Confirmed only once a replica has it, when there are replicas (SPEC §5.8).
     private func revoke(handle: SessionHandle, reason: RevocationReason) async throws -> Bool {
+        // Dropped from this process's near cache whatever the outcome, even a 503 after the
+        // script ran (an unconfirmed replica) and the retry that finds the record gone.
+        defer { redis.forgetNear([sessionKey(handle)]) }
         guard let current = try await session(handle: handle) else {
             // Perhaps an earlier attempt deleted it and then answered 503: confirm before a 2xx.
             try await confirmReplicated(tagText: handle.tagText)
@@ -386,7 +390,6 @@ public final class SessionStore: Service, Sendable {
             arguments: [RedisArgument(String(handle.rest)), RedisArgument(current.userID), RedisArgument(reason.rawValue)],
             replicated: true
         )
-        redis.forgetNear([sessionKey(handle)])
         let revoked = reply.integer == 1
         if revoked { metrics.record(reason) }
         return revoked
@@ -404,6 +407,7 @@ public final class SessionStore: Service, Sendable {
     /// keeps the old one's routing tag, so the session stays in its user's slot.
     public func rotate(_ token: SessionToken) async throws -> (token: SessionToken, session: Session)? {
         let old = token.handle
+        defer { redis.forgetNear([sessionKey(old)]) }
         guard let current = try await session(handle: old) else { return nil }
         for _ in 0..<3 {
             let fresh = SessionToken.generate(tag: token.tag)
@@ -418,7 +422,6 @@ public final class SessionStore: Service, Sendable {
             } catch let error as RedisClientError where SessionScriptRefusal(error) == .collision {
                 continue
             }
-            redis.forgetNear([sessionKey(old)])
             guard let session = try session(from: reply, handle: fresh.handle) else { return nil }
             metrics.record(.rotate)
             return (fresh, session)
@@ -560,10 +563,10 @@ public final class SessionStore: Service, Sendable {
                 return revoked
             }
             let memberKeys = sessionKeys(tagText: tag.text, members: members)
+            defer { redis.forgetNear(memberKeys) }
             let reply = try await redis.evaluate(
                 scripts.revokeMembers, keys: [index] + memberKeys, arguments: members.map { RedisArgument($0) }, replicated: true
             )
-            redis.forgetNear(memberKeys)
             guard let count = reply.integer else { throw SessionStoreError.unexpectedReply("revoke_members: unexpected reply shape") }
             revoked += Int(count)
             metrics.record(.forceLogout, count: Int(count))

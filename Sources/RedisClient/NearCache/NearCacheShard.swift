@@ -19,9 +19,10 @@ public struct NearRead: Sendable {
 /// connections live on the shard's event loop. docs/near-cache.md gives the argument for each
 /// rule below.
 ///
-/// - A miss marks the key as being fetched, then sends `CLIENT CACHING yes` and `GET`. An
-///   invalidation that arrives before the reply clears the mark, and a reply whose mark is gone is
-///   answered but not kept (Redis's documented fetch/invalidate race).
+/// - A miss is answered by a plain `GET`. A key that exists is then marked as being fetched and
+///   read again after `CLIENT CACHING yes`. An invalidation that arrives before that reply clears
+///   the mark, and a reply whose mark is gone is not kept (Redis's documented fetch/invalidate
+///   race).
 /// - `strict`: a hit waits for a barrier: a `PING` on the subscriber connection and one on the data
 ///   connection, sent after the lookup arrived. Redis queues an invalidation on the subscriber
 ///   connection while it runs the write, so the subscriber's `PONG` comes after the invalidation
@@ -92,8 +93,8 @@ final class NearCacheShard: Sendable {
     /// Stops caching for the link of `epoch`: one of its connections closed, so invalidations
     /// may have been missed. Every entry goes; waiting hits read from Redis.
     func unlink(epoch: Int) {
-        let (barrier, heartbeat) = state.withLock { state -> (EventLoopPromise<Void>?, RepeatedTask?) in
-            guard state.link?.epoch == epoch else { return (nil, nil) }
+        let unlinked = state.withLock { state -> (barrier: EventLoopPromise<Void>?, heartbeat: RepeatedTask?)? in
+            guard state.link?.epoch == epoch else { return nil }
             state.link = nil
             state.epoch += 1
             clear(&state)
@@ -104,8 +105,9 @@ final class NearCacheShard: Sendable {
             }
             return (state.openBarrier, state.heartbeat)
         }
-        heartbeat?.cancel()
-        barrier?.fail(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
+        guard let unlinked else { return }
+        unlinked.heartbeat?.cancel()
+        unlinked.barrier?.fail(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
         metrics.flushes.increment()
     }
 
@@ -152,7 +154,7 @@ final class NearCacheShard: Sendable {
         case unlinked
         case answer([UInt8])
         case awaitBarrier(EventLoopFuture<Void>, send: Bool)
-        case fetch(RedisConnection, UInt64)
+        case fetch(RedisConnection)
     }
 
     /// `key`'s value as a `GET` would answer it (an error reply fails the future, as
@@ -173,7 +175,7 @@ final class NearCacheShard: Sendable {
                     return .awaitBarrier(barrier.futureResult, send: true)
                 }
             }
-            return .fetch(link.data, startFetch(key, &state))
+            return .fetch(link.data)
         }
         switch plan {
         case .unlinked:
@@ -190,8 +192,8 @@ final class NearCacheShard: Sendable {
             }.flatMapError { _ in
                 self.readUncached(key, on: callerLoop)
             }
-        case .fetch(let data, let fetch):
-            return self.fetch(key, fetch, on: data, callerLoop: callerLoop)
+        case .fetch(let data):
+            return fetch(key, on: data, callerLoop: callerLoop)
         }
     }
 
@@ -201,14 +203,14 @@ final class NearCacheShard: Sendable {
         let plan = state.withLock { state -> Plan in
             guard let link = state.link else { return .unlinked }
             if let value = state.entries.value(for: key) { return .answer(value) }
-            return .fetch(link.data, startFetch(key, &state))
+            return .fetch(link.data)
         }
         switch plan {
         case .answer(let value):
             metrics.hits.increment()
             return callerLoop.makeSucceededFuture(NearRead(reply: .bulkString(value), cached: true))
-        case .fetch(let data, let fetch):
-            return self.fetch(key, fetch, on: data, callerLoop: callerLoop)
+        case .fetch(let data):
+            return fetch(key, on: data, callerLoop: callerLoop)
         case .unlinked, .awaitBarrier:
             return callerLoop.makeFailedFuture(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
         }
@@ -219,12 +221,12 @@ final class NearCacheShard: Sendable {
     private func readUncached(_ key: [UInt8], on callerLoop: any EventLoop) -> EventLoopFuture<NearRead> {
         let plan = state.withLock { state -> Plan in
             guard let link = state.link else { return .unlinked }
-            return .fetch(link.data, startFetch(key, &state))
+            return .fetch(link.data)
         }
-        guard case .fetch(let data, let fetch) = plan else {
+        guard case .fetch(let data) = plan else {
             return callerLoop.makeFailedFuture(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
         }
-        return self.fetch(key, fetch, on: data, callerLoop: callerLoop)
+        return fetch(key, on: data, callerLoop: callerLoop)
     }
 
     private func startFetch(_ key: [UInt8], _ state: inout State) -> UInt64 {
@@ -233,14 +235,34 @@ final class NearCacheShard: Sendable {
         return state.nextFetch
     }
 
-    private func fetch(_ key: [UInt8], _ fetch: UInt64, on data: RedisConnection, callerLoop: any EventLoop) -> EventLoopFuture<NearRead> {
+    /// A miss: a plain `GET`, answered as it comes. Only a key that exists is then read again,
+    /// tracked, to be kept: unknown tokens must neither fill the cache nor Redis's tracking
+    /// table (a tracked read registers the key there even when it does not exist).
+    private func fetch(_ key: [UInt8], on data: RedisConnection, callerLoop: any EventLoop) -> EventLoopFuture<NearRead> {
         metrics.misses.increment()
-        let replies = data.sendRaw([RedisCommand("CLIENT", "CACHING", "yes"), RedisCommand("GET", RedisArgument(key))])
-        return replies[0].and(replies[1]).flatMapThrowing { caching, reply in
-            self.finishFetch(key, fetch, value: caching.isError ? nil : reply.bulkBytes)
+        return data.sendRaw(RedisCommand("GET", RedisArgument(key))).flatMapThrowing { reply in
             if case .error(let message) = reply { throw RedisClientError(.commandError, message) }
+            if case .bulkString = reply { self.track(key, on: data) }
             return NearRead(reply: reply, cached: false)
         }.hop(to: callerLoop)
+    }
+
+    /// The tracked read that fills an entry: marked as being fetched before it is sent, so an
+    /// invalidation that arrives before its reply keeps the reply out. One at a time per key.
+    private func track(_ key: [UInt8], on data: RedisConnection) {
+        let fetch = state.withLock { state -> UInt64? in
+            guard state.link?.data === data, state.fetches[key] == nil else { return nil }
+            return startFetch(key, &state)
+        }
+        guard let fetch else { return }
+        let replies = data.sendRaw([RedisCommand("CLIENT", "CACHING", "yes"), RedisCommand("GET", RedisArgument(key))])
+        replies[0].and(replies[1]).whenComplete { result in
+            guard case .success(let (caching, reply)) = result, !caching.isError else {
+                self.finishFetch(key, fetch, value: nil)
+                return
+            }
+            self.finishFetch(key, fetch, value: reply.bulkBytes)
+        }
     }
 
     /// Keeps a fetched value unless an invalidation, a write of this process, a flush or a new
