@@ -176,9 +176,11 @@ import Glibc
                 // waitUntilReady's connections have closed; give the server a moment to count them out.
                 try await Task.sleep(for: .milliseconds(200))
                 let held = try (0..<3).map { _ in try RawConnection(port: server.client.port) }
-                try await pause(redis, milliseconds: 2500)
+                try await pause(redis, milliseconds: 4000)
                 for connection in held { startLookup(on: connection, token: session.token) }
-                try await Task.sleep(for: .milliseconds(200))
+                // Until sessiond has read all three requests (a loaded CI machine may take a
+                // while): a request not yet whole counts as idle, and would be drained.
+                try await Task.sleep(for: .milliseconds(1000))
                 let waiting = try RawConnection(port: server.client.port)  // the kernel's backlog takes it
                 waiting.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
                 let early = try await waiting.read(for: .seconds(1))
