@@ -109,7 +109,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SessionStoreTests",
-            dependencies: ["SessionStore"],
+            dependencies: ["SessionStore", "SessionCrypto"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -2,8 +2,8 @@ import NIOCore
 
 /// One Redis command (binary-safe), held as the bytes sent: a RESP array of bulk strings.
 ///
-/// Encoded once, into a buffer of the exact size, when the command is built: a listing sends
-/// 10,000 session keys, and writing argument by argument into a growing buffer (each write
+/// Encoded once, into a buffer of the exact size, when the command is built: a force-logout
+/// chunk sends 500 session keys, and writing argument by argument into a growing buffer (each write
 /// checked, the buffer reallocated as it doubled) was a fifth of its time. Encoded here rather
 /// than by hiredis's `redisFormatCommandArgv`, whose C interface needed three arrays and a
 /// `malloc` per command and formatted each length with `sprintf`.
@@ -21,24 +21,6 @@ public struct RedisCommand: Sendable {
 
     public init(_ name: String, _ arguments: RedisArgument...) {
         self.init(name, arguments)
-    }
-
-    /// `name`, then one argument per suffix: `prefix` followed by the suffix's UTF-8, without an
-    /// array per argument (key names that share a prefix, such as one user's session keys).
-    public init(_ name: String, prefix: [UInt8], suffixes: [String]) {
-        self.init(name, prefix: prefix, suffixes: suffixes[...])
-    }
-
-    /// As above, for a part of an array. A concrete type, not a generic collection: called from
-    /// another module, a generic initializer ran unspecialized, and its iteration was a third of
-    /// the time it took.
-    public init(_ name: String, prefix: [UInt8], suffixes: ArraySlice<String>) {
-        var size = Self.arrayHeaderSize(suffixes.count + 1) + Self.bulkSize(name.utf8.count)
-        for suffix in suffixes { size += Self.bulkSize(prefix.count + suffix.utf8.count) }
-        encoded = Self.encode(size: size, count: suffixes.count + 1) { writer in
-            writer.bulk(name.utf8)
-            for suffix in suffixes { writer.bulk(prefix, suffix.utf8) }
-        }
     }
 
     private static func arrayHeaderSize(_ count: Int) -> Int {
@@ -100,14 +82,6 @@ public struct RedisCommand: Sendable {
             byte(UInt8(ascii: "$"))
             decimalLine(value.count)
             append(value)
-            crlf()
-        }
-
-        mutating func bulk(_ head: [UInt8], _ tail: some Collection<UInt8>) {
-            byte(UInt8(ascii: "$"))
-            decimalLine(head.count + tail.count)
-            append(head)
-            append(tail)
             crlf()
         }
 

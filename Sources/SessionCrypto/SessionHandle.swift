@@ -26,9 +26,24 @@ public struct SessionHandle: Hashable, Sendable, CustomStringConvertible {
         self.encoded = String(text)
     }
 
-    /// A handle rebuilt from its tag text and its rest, as kept in a user index.
+    /// A handle rebuilt from its tag text and its rest, as kept in a format-1 user index.
     public init?(tag: RoutingTag, rest: some StringProtocol) {
         self.init(parsing: tag.text + rest)
+    }
+
+    /// A handle rebuilt from its tag and its user-index member (`indexMember`).
+    public init?(tag: RoutingTag, member: some Collection<UInt8>) {
+        guard member.count == Self.memberByteCount, let first = member.first, first & 0xC0 == 0 else { return nil }
+        self.encoded = Base64URL.encode([tag.high, tag.low] + Array(member))
+    }
+
+    /// Bytes of `indexMember`.
+    public static let memberByteCount = byteCount - RoutingTag.byteCount
+
+    /// The member of the user index: the 78 hashed bits as 10 bytes (the top two bits of the
+    /// first are zero). The tag is in the index's key, so it is not repeated.
+    public var indexMember: [UInt8] {
+        Array(Base64URL.decode(encoded, byteCount: Self.byteCount)!.dropFirst(RoutingTag.byteCount))
     }
 
     /// The routing tag's text: the first 3 characters.

@@ -5,14 +5,14 @@
 
 enum SessionScriptSource {
     static let common = #"""
--- Shared by every sessiond script (prepended when the script is loaded). A session record is a
--- binary string:
---   header  >I4 version, I6 created_ms, I6 last_seen_ms, I4 idle_s, I4 absolute_s   (24 bytes)
---   lengths >I2 user_id, I1 ip, I2 user_agent                                         (5 bytes)
---   user_id, ip, user_agent, data (the rest; empty means {})
--- All times come from the Redis server clock, so every sessiond process agrees on them.
-local HEADER = '>I4I6I6I4I4'
-local HEADER_LEN = 24
+-- Shared by every sessiond script (prepended when the script is loaded). A session record,
+-- format 2 (Sources/SessionStore/Session.swift, docs/redis-layout.md):
+--   byte 0xA0 + flags (0x01: ip, 0x02: user agent)
+--   varints: version, created ms, last_seen - created ms, idle s, absolute s
+--   body: varint length + user id, [varint length + ip], [varint length + user agent], data
+-- Format 1 (a fixed '>I4I6I6I4I4' header, then '>I2I1I2' lengths) is read too, and every write
+-- rewrites it as format 2. All times come from the Redis server clock, so every sessiond process
+-- agrees on them.
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -24,19 +24,106 @@ local function int(n)
   return string.format('%.0f', n)
 end
 
-local function expiry_of(created, last_seen, idle, absolute)
-  return math.min(last_seen + idle * 1000, created + absolute * 1000)
+local function varint(n)
+  if n < 0 then error('negative varint') end
+  local bytes = {}
+  repeat
+    local b = n % 128
+    n = (n - b) / 128
+    if n > 0 then b = b + 128 end
+    bytes[#bytes + 1] = string.char(b)
+  until n == 0
+  return table.concat(bytes)
 end
 
-local function user_id_of(record)
-  local length = struct.unpack('>I2', record, HEADER_LEN + 1)
-  return string.sub(record, HEADER_LEN + 6, HEADER_LEN + 5 + length)
+local function read_varint(s, pos)
+  local value, scale = 0, 1
+  while true do
+    local b = string.byte(s, pos)
+    if not b then error('corrupt session record') end
+    pos = pos + 1
+    if b < 128 then return value + b * scale, pos end
+    value = value + (b - 128) * scale
+    scale = scale * 128
+  end
+end
+
+-- The record as a table of its fields; `body` is in format 2 whatever the record's format.
+local function parse(record)
+  local s = {}
+  local first = string.byte(record, 1)
+  if first >= 128 then
+    local pos, since = 2, 0
+    s.first = first
+    s.version, pos = read_varint(record, pos)
+    s.created, pos = read_varint(record, pos)
+    since, pos = read_varint(record, pos)
+    s.last_seen = s.created + since
+    s.idle, pos = read_varint(record, pos)
+    s.absolute, pos = read_varint(record, pos)
+    s.body = string.sub(record, pos)
+    return s
+  end
+  s.version, s.created, s.last_seen, s.idle, s.absolute = struct.unpack('>I4I6I6I4I4', record)
+  local user_len, ip_len, agent_len = struct.unpack('>I2I1I2', record, 25)
+  local ip_at = 30 + user_len
+  local agent_at = ip_at + ip_len
+  local data_at = agent_at + agent_len
+  s.first = 160
+  local body = {varint(user_len), string.sub(record, 30, ip_at - 1)}
+  if ip_len > 0 then
+    s.first = s.first + 1
+    body[#body + 1] = varint(ip_len) .. string.sub(record, ip_at, agent_at - 1)
+  end
+  if agent_len > 0 then
+    s.first = s.first + 2
+    body[#body + 1] = varint(agent_len) .. string.sub(record, agent_at, data_at - 1)
+  end
+  body[#body + 1] = string.sub(record, data_at)
+  s.body = table.concat(body)
+  return s
+end
+
+local function encode(s)
+  return string.char(s.first) .. varint(s.version) .. varint(s.created) .. varint(s.last_seen - s.created)
+    .. varint(s.idle) .. varint(s.absolute) .. s.body
+end
+
+-- Where data starts in the body: after the user id, and the ip and user agent when flagged.
+local function data_start(s)
+  local len, pos = read_varint(s.body, 1)
+  pos = pos + len
+  local flags = s.first % 32
+  if flags % 2 == 1 then
+    len, pos = read_varint(s.body, pos)
+    pos = pos + len
+  end
+  if math.floor(flags / 2) % 2 == 1 then
+    len, pos = read_varint(s.body, pos)
+    pos = pos + len
+  end
+  return pos
+end
+
+local function user_id_of(s)
+  local len, pos = read_varint(s.body, 1)
+  return string.sub(s.body, pos, pos + len - 1)
+end
+
+local function expiry_of(s)
+  return math.min(s.last_seen + s.idle * 1000, s.created + s.absolute * 1000)
+end
+
+-- Activity now. Never before creation: after a failover or a slot move the node's clock may lag
+-- the one that stamped the record, and last_seen is stored as its distance from created.
+local function seen_now(s)
+  s.last_seen = math.max(now_ms(), s.created)
 end
 
 -- The caller names the index from the user id it read; a record of another user means the
 -- caller's read is stale, and nothing may be written.
-local function check_user(record, user_id)
-  if user_id_of(record) ~= user_id then
+local function check_user(s, user_id)
+  if user_id_of(s) ~= user_id then
     return redis.error_reply('STALE session record does not belong to the given user')
   end
 end
@@ -49,6 +136,25 @@ local function extend_index(index, expires)
   end
 end
 
+-- A member's score is the second its session ends, rounded up: a member scored at or before the
+-- current second has ended. Whole seconds fit a listpack's 32-bit integer.
+local function score_of(expires)
+  return int(math.ceil(expires / 1000))
+end
+
+local function index_session(index, member, expires)
+  redis.call('ZADD', index, score_of(expires), member)
+  extend_index(index, expires)
+end
+
+-- A user whose format-1 index still exists has it moved to the format-2 index first (by the
+-- caller, in chunks), so that no script writes an index while the user's sessions sit in two.
+local function refuse_legacy(legacy)
+  if redis.call('EXISTS', legacy) == 1 then
+    return redis.error_reply('LEGACY the user has a format-1 index to move first')
+  end
+end
+
 local function remove_members(index, members)
   for i = 1, #members, 1000 do
     redis.call('ZREM', index, unpack(members, i, math.min(i + 999, #members)))
@@ -56,14 +162,12 @@ local function remove_members(index, members)
 end
 
 -- Revocation event (docs/events.md) on the channel `<prefix>events`, for services that cache
--- lookups. Handles only, never a token. `key` is any key of the user's slot: its prefix names
--- the channel and its hash tag is the handles' first three characters. Classic PUBLISH, not
--- SPUBLISH: a user's sessions are spread over 65,536 tags, and a subscriber wants all of them.
-local function publish_revoked(key, user_id, members, reason)
-  if #members == 0 then return end
-  local prefix, tag = string.match(key, '^(.-){(...)}')
-  local handles = {}
-  for i, member in ipairs(members) do handles[i] = tag .. member end
+-- lookups. Handles only, never a token. `key` is any key of the user: its prefix names the
+-- channel. Classic PUBLISH, not SPUBLISH: a user's sessions are spread over 65,536 tags, and a
+-- subscriber wants all of them.
+local function publish_revoked(key, user_id, handles, reason)
+  if #handles == 0 then return end
+  local prefix = string.match(key, '^(.-){')
   redis.call('PUBLISH', prefix .. 'events', cjson.encode({
     event = 'revoked', reason = reason, user_id = user_id, handles = handles, time_ms = now_ms()
   }))
@@ -71,143 +175,245 @@ end
 """#
 
     static let create = #"""
--- Create a session and index it; with a cap, revoke the user's oldest live sessions beyond it.
--- KEYS[1] session key, KEYS[2] user index, KEYS[3..] (cap only) the session keys of the index's
--- members as the caller read them.
--- ARGV[1] index member of the new session, ARGV[2] idle_s, ARGV[3] absolute_s, ARGV[4] record
--- tail, ARGV[5] cap (0 = none), ARGV[6..] (cap only) the members matching KEYS[3..], in index order.
--- Returns {record, {revoked members}}; an error reply COLLISION when the handle exists, or STALE
--- when the index no longer holds exactly the members the caller read (the caller reads again).
-local cap = tonumber(ARGV[5])
+-- Create a session and index it; with a cap, revoke the user's live sessions that end first
+-- (the least recently active) beyond it.
+-- KEYS[1] session key, KEYS[2] user index, KEYS[3] format-1 index, KEYS[4..] (cap only) the
+-- session keys of the index's members as the caller read them.
+-- ARGV[1] index member, ARGV[2] idle_s, ARGV[3] absolute_s, ARGV[4] the record's first byte,
+-- ARGV[5] its body, ARGV[6] cap (0 = none), ARGV[7..] (cap only) member and handle pairs
+-- matching KEYS[4..], in index order.
+-- Ended members are dropped from the index. Returns {record, {revoked handles}, how many ended
+-- members were dropped}; an error reply COLLISION when the handle exists, STALE
+-- when the index no longer holds exactly the members the caller read (the caller reads again),
+-- or LEGACY.
+local legacy = refuse_legacy(KEYS[3])
+if legacy then return legacy end
+local cap = tonumber(ARGV[6])
 local existing = {}
 if cap > 0 then
-  existing = redis.call('ZRANGE', KEYS[2], 0, -1)
-  if #existing ~= #ARGV - 5 then return redis.error_reply('STALE index changed') end
-  for i, member in ipairs(existing) do
-    if member ~= ARGV[5 + i] then return redis.error_reply('STALE index changed') end
+  -- The same members, in any order: a touch moves a member's score, not its membership.
+  if redis.call('ZCARD', KEYS[2]) * 2 ~= #ARGV - 6 then return redis.error_reply('STALE index changed') end
+  for i = 1, (#ARGV - 6) / 2 do
+    existing[i] = ARGV[5 + 2 * i]
+    if not redis.call('ZSCORE', KEYS[2], existing[i]) then return redis.error_reply('STALE index changed') end
   end
 end
 
 local now = now_ms()
-local idle, absolute = tonumber(ARGV[2]), tonumber(ARGV[3])
-local record = struct.pack(HEADER, 1, now, now, idle, absolute) .. ARGV[4]
-local expires = expiry_of(now, now, idle, absolute)
+local s = {
+  first = tonumber(ARGV[4]), version = 1, created = now, last_seen = now,
+  idle = tonumber(ARGV[2]), absolute = tonumber(ARGV[3]), body = ARGV[5]
+}
+local record = encode(s)
+local expires = expiry_of(s)
 if not redis.call('SET', KEYS[1], record, 'PXAT', int(expires), 'NX') then
   return redis.error_reply('COLLISION session handle already exists')
 end
-redis.call('ZADD', KEYS[2], int(now), ARGV[1])
-extend_index(KEYS[2], expires)
 
-local revoked = {}
+local revoked, ended = {}, 0
 if cap > 0 then
-  -- Expired members are dropped and do not count; the oldest live ones beyond the cap go.
-  local dead, live = {}, {}
+  -- Ended members do not count; beyond the cap go the live sessions that end first, the
+  -- oldest first among those that end in the same millisecond.
+  local dead, live, ends, created = {}, {}, {}, {}
   for i, member in ipairs(existing) do
-    if redis.call('EXISTS', KEYS[2 + i]) == 1 then
+    local stored = redis.call('GET', KEYS[3 + i])
+    if stored then
+      local other = parse(stored)
       live[#live + 1] = i
+      ends[i], created[i] = expiry_of(other), other.created
     else
       dead[#dead + 1] = member
     end
   end
+  table.sort(live, function(a, b)
+    if ends[a] ~= ends[b] then return ends[a] < ends[b] end
+    return created[a] < created[b]
+  end)
   remove_members(KEYS[2], dead)
-  local excess = #live + 1 - cap
-  for n = 1, excess do
+  local gone = {}
+  for n = 1, #live + 1 - cap do
     local i = live[n]
-    redis.call('DEL', KEYS[2 + i])
-    revoked[#revoked + 1] = existing[i]
+    redis.call('DEL', KEYS[3 + i])
+    gone[#gone + 1] = existing[i]
+    revoked[#revoked + 1] = ARGV[6 + 2 * i]
   end
-  remove_members(KEYS[2], revoked)
-  publish_revoked(KEYS[1], user_id_of(record), revoked, 'cap')
+  remove_members(KEYS[2], gone)
+  publish_revoked(KEYS[1], user_id_of(s), revoked, 'cap')
+  ended = #dead
+else
+  ended = redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', int(math.floor(now / 1000)))
 end
-return {record, revoked}
+index_session(KEYS[2], ARGV[1], expires)
+return {record, revoked, ended}
 """#
 
     static let lookup = #"""
 -- Read a session and slide its idle expiry, but only when that moves it by a meaningful step
 -- (a tenth of the idle timeout, at most 60 s), so most lookups only read.
--- KEYS[1] session key, KEYS[2] its user's index. Returns the record, or nil.
+-- KEYS[1] session key, KEYS[2] its user's index, KEYS[3] the format-1 index; ARGV[1] the index
+-- member. Returns the record, nil, or an error reply LEGACY.
 local record = redis.call('GET', KEYS[1])
 if not record then return record end
-local version, created, last_seen, idle, absolute = struct.unpack(HEADER, record)
-local now = now_ms()
-local step = math.min(60000, idle * 100)
-local expires = expiry_of(created, now, idle, absolute)
-if now - last_seen < step or expires <= expiry_of(created, last_seen, idle, absolute) then
+local s = parse(record)
+local before = expiry_of(s)
+local last_seen = s.last_seen
+seen_now(s)
+local expires = expiry_of(s)
+if s.last_seen - last_seen < math.min(60000, s.idle * 100) or expires <= before then
   return record
 end
-record = struct.pack(HEADER, version, created, now, idle, absolute) .. string.sub(record, HEADER_LEN + 1)
+local legacy = refuse_legacy(KEYS[3])
+if legacy then return legacy end
+record = encode(s)
 redis.call('SET', KEYS[1], record, 'PXAT', int(expires))
-extend_index(KEYS[2], expires)
+index_session(KEYS[2], ARGV[1], expires)
 return record
 """#
 
     static let replaceData = #"""
 -- Compare-and-set of a session's data: applies only if the version is still ARGV[1].
 -- The write counts as activity, so it also slides the idle expiry.
--- KEYS[1] session key, KEYS[2] its user's index; ARGV[2] new data (compact JSON object).
--- Returns nil (no session), {0, current record} (version moved on), or {1, new record}.
+-- KEYS[1] session key, KEYS[2] its user's index, KEYS[3] the format-1 index; ARGV[2] new data
+-- (compact JSON object), ARGV[3] the index member.
+-- Returns nil (no session), {0, current record} (version moved on), {1, new record}, or an
+-- error reply LEGACY.
 local record = redis.call('GET', KEYS[1])
 if not record then return nil end
-local version, created, last_seen, idle, absolute = struct.unpack(HEADER, record)
-if version ~= tonumber(ARGV[1]) then return {0, record} end
-local user_len, ip_len, agent_len = struct.unpack('>I2I1I2', record, HEADER_LEN + 1)
-local fixed_end = HEADER_LEN + 5 + user_len + ip_len + agent_len
-local now = now_ms()
-local updated = struct.pack(HEADER, version + 1, created, now, idle, absolute)
-  .. string.sub(record, HEADER_LEN + 1, fixed_end) .. ARGV[2]
-local expires = expiry_of(created, now, idle, absolute)
+local s = parse(record)
+if s.version ~= tonumber(ARGV[1]) then return {0, record} end
+local legacy = refuse_legacy(KEYS[3])
+if legacy then return legacy end
+s.body = string.sub(s.body, 1, data_start(s) - 1) .. ARGV[2]
+s.version = s.version + 1
+seen_now(s)
+local updated = encode(s)
+local expires = expiry_of(s)
 redis.call('SET', KEYS[1], updated, 'PXAT', int(expires))
-extend_index(KEYS[2], expires)
+index_session(KEYS[2], ARGV[3], expires)
 return {1, updated}
 """#
 
     static let revoke = #"""
--- Revoke one session and drop it from its user's index.
--- KEYS[1] session key, KEYS[2] its user's index; ARGV[1] index member, ARGV[2] user id,
--- ARGV[3] the event's reason (logout or admin). Returns 1 if a session was revoked, else 0.
+-- Revoke one session and drop it from its user's indexes.
+-- KEYS[1] session key, KEYS[2] its user's index, KEYS[3] the format-1 index; ARGV[1] index
+-- member, ARGV[2] user id, ARGV[3] the event's reason (logout or admin), ARGV[4] the handle,
+-- ARGV[5] its format-1 member. Returns 1 if a session was revoked, else 0.
 local record = redis.call('GET', KEYS[1])
 if not record then return 0 end
-local stale = check_user(record, ARGV[2])
+local stale = check_user(parse(record), ARGV[2])
 if stale then return stale end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-publish_revoked(KEYS[1], ARGV[2], {ARGV[1]}, ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[5])
+publish_revoked(KEYS[1], ARGV[2], {ARGV[4]}, ARGV[3])
 return 1
 """#
 
     static let rotate = #"""
 -- Move a session to a new handle: the old key is gone in the same step, so the old token
 -- stops working at once. User, data, version and creation time (so the absolute end) carry over.
--- KEYS[1] old session key, KEYS[2] new session key, KEYS[3] the user's index;
--- ARGV[1] old member, ARGV[2] new member, ARGV[3] user id.
--- Returns the new record, nil when the old session is gone, or an error reply COLLISION.
+-- KEYS[1] old session key, KEYS[2] new session key, KEYS[3] the user's index, KEYS[4] the
+-- format-1 index; ARGV[1] old member, ARGV[2] new member, ARGV[3] user id, ARGV[4] old handle.
+-- Returns the new record, nil when the old session is gone, or an error reply COLLISION,
+-- STALE or LEGACY.
 local record = redis.call('GET', KEYS[1])
 if not record then return nil end
-local stale = check_user(record, ARGV[3])
+local s = parse(record)
+local stale = check_user(s, ARGV[3])
 if stale then return stale end
-local version, created, last_seen, idle, absolute = struct.unpack(HEADER, record)
-local now = now_ms()
-local rotated = struct.pack(HEADER, version, created, now, idle, absolute) .. string.sub(record, HEADER_LEN + 1)
-local expires = expiry_of(created, now, idle, absolute)
+local legacy = refuse_legacy(KEYS[4])
+if legacy then return legacy end
+seen_now(s)
+local rotated = encode(s)
+local expires = expiry_of(s)
 if not redis.call('SET', KEYS[2], rotated, 'PXAT', int(expires), 'NX') then
   return redis.error_reply('COLLISION session handle already exists')
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZADD', KEYS[3], int(created), ARGV[2])
-extend_index(KEYS[3], expires)
-publish_revoked(KEYS[1], ARGV[3], {ARGV[1]}, 'rotate')
+index_session(KEYS[3], ARGV[2], expires)
+publish_revoked(KEYS[1], ARGV[3], {ARGV[4]}, 'rotate')
 return rotated
 """#
 
-    static let clock = #"""
--- Force-logout's bound: the Redis time in ms on the node that holds the user index KEYS[1], or
--- the index's newest creation time if that is later (a promoted replica's clock may lag the one
--- that stamped it), so every session created before the call is at or below the bound.
-local now = now_ms()
-local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if newest[2] and tonumber(newest[2]) > now then now = tonumber(newest[2]) end
-return {int(now), redis.call('ZCARD', KEYS[1])}
+    static let listPage = #"""
+-- One page of a user's index, most recently active first: latest end first, ties by member
+-- descending (byte order, as Redis sorts members). A read. KEYS[1] the user's index; ARGV[1]
+-- and ARGV[2] the cursor's score and member (empty for the first page), ARGV[3] how many.
+-- Returns {second, certain, edge, page}: the current second; how many members end after the
+-- next second (so are live); the members ending within the next second, whose keys the caller
+-- checks; and the page as member, score pairs, without members that have ended.
+local function bytes_less(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- The descending rank just after (score, member): the member's own rank when it is still there
+-- with that score, else a binary search, O(log n) calls either way.
+local function rank_after(index, score, member)
+  local current = redis.call('ZSCORE', index, member)
+  if current and tonumber(current) == score then
+    return redis.call('ZREVRANK', index, member) + 1
+  end
+  local low, high = 0, redis.call('ZCARD', index)
+  while low < high do
+    local middle = math.floor((low + high) / 2)
+    local entry = redis.call('ZRANGE', index, middle, middle, 'REV', 'WITHSCORES')
+    local entry_score = tonumber(entry[2])
+    if entry_score > score or (entry_score == score and not bytes_less(entry[1], member)) then
+      low = middle + 1
+    else
+      high = middle
+    end
+  end
+  return low
+end
+
+local second = math.floor(now_ms() / 1000)
+local certain = redis.call('ZCOUNT', KEYS[1], int(second + 2), '+inf')
+local edge = redis.call('ZRANGE', KEYS[1], int(second + 1), int(second + 1), 'BYSCORE')
+local start = 0
+if ARGV[1] ~= '' then start = rank_after(KEYS[1], tonumber(ARGV[1]), ARGV[2]) end
+local entries = redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[3]) - 1, 'REV', 'WITHSCORES')
+local page = {}
+for i = 1, #entries, 2 do
+  if tonumber(entries[i + 1]) <= second then break end
+  page[#page + 1] = entries[i]
+  page[#page + 1] = entries[i + 1]
+end
+return {second, certain, edge, page}
+"""#
+
+    static let migrateIndex = #"""
+-- Moves a chunk of a user's format-1 index (members are the handle's 13 characters after the
+-- tag, scored by creation) into the format-2 index (binary members scored by end). KEYS[1] the
+-- index, KEYS[2] the format-1 index, KEYS[3..] the chunk's session keys; ARGV the chunk's
+-- format-1 member and member pairs, in the same order. A member no longer in the format-1 index
+-- (revoked, or moved by another process meanwhile) is skipped; one whose session has ended is
+-- dropped. Each moved record is rewritten as format 2 (its TTL kept), so that a previous
+-- release still running cannot touch it and leave its index score behind. Returns how many
+-- moved.
+local moved, latest = 0, 0
+for i = 3, #KEYS do
+  local old, new = ARGV[2 * i - 5], ARGV[2 * i - 4]
+  if redis.call('ZSCORE', KEYS[2], old) then
+    local record = redis.call('GET', KEYS[i])
+    if record then
+      local s = parse(record)
+      local expires = expiry_of(s)
+      redis.call('SET', KEYS[i], encode(s), 'KEEPTTL')
+      redis.call('ZADD', KEYS[1], score_of(expires), new)
+      if expires > latest then latest = expires end
+      moved = moved + 1
+    end
+    redis.call('ZREM', KEYS[2], old)
+  end
+end
+if latest > 0 then extend_index(KEYS[1], latest) end
+return moved
 """#
 
     static let fence = #"""
@@ -220,15 +426,28 @@ return 1
 
     static let revokeMembers = #"""
 -- Revoke a batch of one user's sessions (a force-logout chunk) in one atomic step, so
--- sessions and index never disagree. KEYS[1] the user's index, KEYS[2..] the members' session
--- keys; ARGV the members, in the same order. Returns how many sessions existed and were deleted.
-local revoked = {}
-for i = 2, #KEYS do
-  if redis.call('DEL', KEYS[i]) == 1 then revoked[#revoked + 1] = ARGV[i - 1] end
+-- sessions and index never disagree: those created at or before the bound, ARGV[1] (ms); later
+-- ones are kept. KEYS[1] the user's index, KEYS[2..] the members' session keys; ARGV[2..] the
+-- members, in the same order, then their handles. Members of ended sessions are dropped.
+-- Returns {how many sessions were revoked, how many were kept}.
+local count = #KEYS - 1
+local bound = tonumber(ARGV[1])
+local gone, revoked, kept = {}, {}, 0
+for i = 1, count do
+  local record = redis.call('GET', KEYS[i + 1])
+  if not record then
+    gone[#gone + 1] = ARGV[i + 1]
+  elseif parse(record).created <= bound then
+    redis.call('DEL', KEYS[i + 1])
+    gone[#gone + 1] = ARGV[i + 1]
+    revoked[#revoked + 1] = ARGV[count + i + 1]
+  else
+    kept = kept + 1
+  end
 end
-remove_members(KEYS[1], ARGV)
-publish_revoked(KEYS[1], string.match(KEYS[1], '}u:(.*)$'), revoked, 'force_logout')
-return #revoked
+remove_members(KEYS[1], gone)
+publish_revoked(KEYS[1], string.match(KEYS[1], '}i:(.*)$'), revoked, 'force_logout')
+return {#revoked, kept}
 """#
 
     static let routingKey = #"""

@@ -7,7 +7,8 @@ struct SessionScripts: Sendable {
     let replaceData = Self.script("replace_data", SessionScriptSource.replaceData)
     let revoke = Self.script("revoke", SessionScriptSource.revoke)
     let rotate = Self.script("rotate", SessionScriptSource.rotate)
-    let clock = Self.script("clock", SessionScriptSource.clock)
+    let listPage = Self.script("list_page", SessionScriptSource.listPage)
+    let migrateIndex = Self.script("migrate_index", SessionScriptSource.migrateIndex)
     let fence = Self.script("fence", SessionScriptSource.fence)
     let revokeMembers = Self.script("revoke_members", SessionScriptSource.revokeMembers)
     let routingKey = Self.script("routing_key", SessionScriptSource.routingKey)
@@ -25,6 +26,9 @@ enum SessionScriptRefusal: String {
     /// What the script was given no longer matches Redis (the index changed, or the record
     /// belongs to another user).
     case stale = "STALE"
+    /// The user still has a format-1 index: it is moved to the format-2 index, then the call
+    /// is made again.
+    case legacyIndex = "LEGACY"
 
     init?(_ error: RedisClientError) {
         guard case .other(let word)? = error.reply else { return nil }

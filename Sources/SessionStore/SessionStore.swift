@@ -23,25 +23,26 @@ public struct NewSession: Sendable {
     }
 }
 
-/// Where to continue a listing: the last session of the previous page.
+/// Where to continue a listing: the last session of the previous page, by its place in the
+/// user index (the second it ends, then its index member).
 public struct SessionListCursor: Sendable, Equatable {
-    public var createdAt: Int64
+    public var endSecond: Int64
     public var handle: SessionHandle
 
-    public init(createdAt: Int64, handle: SessionHandle) {
-        self.createdAt = createdAt
+    public init(endSecond: Int64, handle: SessionHandle) {
+        self.endSecond = endSecond
         self.handle = handle
     }
 
-    /// `<created ms>.<handle>`: opaque to clients, strictly parsed.
-    public var encoded: String { "\(createdAt).\(handle.encoded)" }
+    /// `<end second>.<handle>`: opaque to clients, strictly parsed.
+    public var encoded: String { "\(endSecond).\(handle.encoded)" }
 
     public init?(parsing text: some StringProtocol) {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[0].count <= 15, !parts[0].isEmpty, parts[0].utf8.allSatisfy({ (48...57).contains($0) }),
-              let createdAt = Int64(parts[0]), let handle = SessionHandle(parsing: parts[1])
+        guard parts.count == 2, parts[0].count <= 12, !parts[0].isEmpty, parts[0].utf8.allSatisfy({ (48...57).contains($0) }),
+              let endSecond = Int64(parts[0]), let handle = SessionHandle(parsing: parts[1])
         else { return nil }
-        self.init(createdAt: createdAt, handle: handle)
+        self.init(endSecond: endSecond, handle: handle)
     }
 }
 
@@ -74,8 +75,6 @@ public final class SessionStore: Service, Sendable {
     /// Force-logout revokes up to this many sessions (one more when the kept one is among them)
     /// per script call, keeping each call short.
     private let forceLogoutChunk = 500
-    /// List checks this many session keys per multi-key EXISTS.
-    private let existsBatch = 500
     /// Concurrent unconditional patches retry their compare-and-set this often before giving up.
     private let patchAttempts = 100
     /// A capped create retries this often when other creates keep changing the user's index.
@@ -83,7 +82,14 @@ public final class SessionStore: Service, Sendable {
 
     /// Touches to retry through the routed script call (keys of the `lookup` script). Bounded:
     /// while Redis is away, the oldest are dropped and the next due lookup touches again.
-    private let slideRetries = AsyncStream<[RedisArgument]>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+    private let slideRetries = AsyncStream<SlideRetry>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+
+    private struct SlideRetry: Sendable {
+        var keys: [RedisArgument]
+        var arguments: [RedisArgument]
+        var tag: RoutingTag
+        var userID: String
+    }
 
     public init(redis: any RedisDeployment, policy: SessionPolicy, metrics: SessionStoreMetrics = .none) {
         self.redis = redis
@@ -97,10 +103,12 @@ public final class SessionStore: Service, Sendable {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.clock.run() }
-                for await keys in self.slideRetries.stream {
+                for await retry in self.slideRetries.stream {
                     group.addTask {
-                        _ = try? await self.redis.evaluate(self.scripts.lookup, keys: keys, arguments: [], replicated: false)
-                        self.redis.forgetNear([keys[0]])
+                        _ = try? await self.evaluateIndexing(
+                            self.scripts.lookup, keys: retry.keys, arguments: retry.arguments, replicated: false, tag: retry.tag, userID: retry.userID
+                        )
+                        self.redis.forgetNear([retry.keys[0]])
                     }
                 }
             }
@@ -118,30 +126,15 @@ public final class SessionStore: Service, Sendable {
         RedisArgument(policy.keyPrefix + "{" + tagText + "}" + member)
     }
 
-    /// What the session keys of one tag start with: `{prefix}{TAG}`, to which a member is appended.
-    private func sessionKeyPrefix(tagText: some StringProtocol) -> [UInt8] {
-        var prefix = Array(policy.keyPrefix.utf8)
-        prefix.append(UInt8(ascii: "{"))
-        prefix.append(contentsOf: tagText.utf8)
-        prefix.append(UInt8(ascii: "}"))
-        return prefix
-    }
-
-    /// The session keys of index members, built as bytes: a force-logout chunk builds 500, and
-    /// String concatenation was a fifth of a listing's time when it built them that way.
-    private func sessionKeys(tagText: some StringProtocol, members: some Collection<String>) -> [RedisArgument] {
-        let prefix = sessionKeyPrefix(tagText: tagText)
-        return members.map { member in
-            var key = [UInt8]()
-            key.reserveCapacity(prefix.count + member.utf8.count)
-            key.append(contentsOf: prefix)
-            key.append(contentsOf: member.utf8)
-            return RedisArgument(key)
-        }
-    }
-
-    /// `{prefix}{TAG}u:user`: the user's index, in the same slot as the user's sessions.
+    /// `{prefix}{TAG}i:user`: the user's index, in the same slot as the user's sessions. Its
+    /// members are `SessionHandle.indexMember`, scored by the second the session ends.
     private func indexKey(tagText: some StringProtocol, userID: String) -> RedisArgument {
+        RedisArgument(policy.keyPrefix + "{" + tagText + "}i:" + userID)
+    }
+
+    /// `{prefix}{TAG}u:user`: the index as format 1 kept it (members are a handle's text after the
+    /// tag, scored by creation). Read only to move it into the index (`migrateLegacyIndex`).
+    private func legacyIndexKey(tagText: some StringProtocol, userID: String) -> RedisArgument {
         RedisArgument(policy.keyPrefix + "{" + tagText + "}u:" + userID)
     }
 
@@ -159,56 +152,80 @@ public final class SessionStore: Service, Sendable {
     }
 
     public func create(_ request: NewSession) async throws -> Created {
-        let tail = SessionRecord.tail(userID: request.userID, ip: request.ip, userAgent: request.userAgent, data: request.data)
+        let record = SessionRecord.body(userID: request.userID, ip: request.ip, userAgent: request.userAgent, data: request.data)
         let tag = try await userTag(request.userID)
         let index = indexKey(tagText: tag.text, userID: request.userID)
+        let legacy = legacyIndexKey(tagText: tag.text, userID: request.userID)
         let capped = policy.maxSessionsPerUser > 0
         // A handle collision is astronomically unlikely, but a fresh token costs nothing; a capped
-        // create reads the index again when another write changed it meanwhile.
+        // create reads the index again when another write changed it meanwhile, and a user's
+        // format-1 index is moved before the next attempt.
         for _ in 0..<(capped ? cappedCreateAttempts : 3) {
             let token = SessionToken.generate(tag: tag)
             let handle = token.handle
-            var keys = [sessionKey(handle), index]
+            var keys = [sessionKey(handle), index, legacy]
             var arguments = [
-                RedisArgument(String(handle.rest)),
+                RedisArgument(handle.indexMember),
                 RedisArgument(request.idleTimeout ?? policy.idleTimeout),
                 RedisArgument(request.absoluteTimeout ?? policy.absoluteTimeout),
-                RedisArgument(tail), RedisArgument(policy.maxSessionsPerUser),
+                RedisArgument(Int(record.first)), RedisArgument(record.body), RedisArgument(policy.maxSessionsPerUser),
             ]
             if capped {
                 let members = try await indexMembers(index, "0", "-1")
-                keys += sessionKeys(tagText: tag.text, members: members)
-                arguments += members.map { RedisArgument($0) }
+                let handles = try self.handles(members, tag: tag)
+                keys += handles.map(sessionKey)
+                for (member, handle) in zip(members, handles) {
+                    arguments += [RedisArgument(member), RedisArgument(handle.encoded)]
+                }
             }
             let reply: RESPValue
             do {
                 reply = try await redis.evaluate(scripts.create, keys: keys, arguments: arguments, replicated: false)
             } catch let error as RedisClientError where SessionScriptRefusal(error) != nil {
+                if SessionScriptRefusal(error) == .legacyIndex { try await migrateLegacyIndex(tag: tag, userID: request.userID) }
                 continue
             }
-            guard let parts = reply.array, parts.count == 2, let record = parts[0].bytes, let revoked = parts[1].array else {
-                throw SessionStoreError.unexpectedReply("create: unexpected reply shape")
-            }
+            guard let parts = reply.array, parts.count == 3, let stored = parts[0].bytes, let revoked = parts[1].array,
+                  let ended = parts[2].integer
+            else { throw SessionStoreError.unexpectedReply("create: unexpected reply shape") }
+            let revokedHandles = revoked.compactMap(\.string)
             metrics.created.increment()
-            metrics.record(.cap, count: revoked.count)
-            if !revoked.isEmpty {
-                redis.forgetNear(sessionKeys(tagText: tag.text, members: revoked.compactMap(\.string)))
+            metrics.expiredFound.increment(by: Int(ended))
+            metrics.record(.cap, count: revokedHandles.count)
+            if !revokedHandles.isEmpty {
+                redis.forgetNear(revokedHandles.compactMap(SessionHandle.init(parsing:)).map(sessionKey))
+                // Evicting sessions over the cap is a revocation: it must survive a failover.
+                try await confirmReplicated(tagText: tag.text)
             }
-            // Evicting sessions over the cap is a revocation: it must survive a failover.
-            if !revoked.isEmpty { try await confirmReplicated(tagText: tag.text) }
-            return Created(
-                token: token,
-                session: try SessionRecord.decode(record, handle: handle),
-                revoked: revoked.compactMap { $0.string.map { tag.text + $0 } }
-            )
+            return Created(token: token, session: try SessionRecord.decode(stored, handle: handle), revoked: revokedHandles)
         }
         throw capped ? SessionStoreError.tooMuchContention : SessionStoreError.unexpectedReply("create: three handle collisions in a row")
     }
 
-    private func indexMembers(_ index: RedisArgument, _ arguments: RedisArgument...) async throws -> [String] {
+    private func indexMembers(_ index: RedisArgument, _ arguments: RedisArgument...) async throws -> [[UInt8]] {
         let reply = try await redis.send(RedisCommand("ZRANGE", [index] + arguments), routingKey: index)
         guard let members = reply.array else { throw SessionStoreError.unexpectedReply("ZRANGE: unexpected reply shape") }
-        return members.compactMap(\.string)
+        return members.compactMap(\.bytes)
+    }
+
+    private func handles(_ members: [[UInt8]], tag: RoutingTag) throws -> [SessionHandle] {
+        try members.map { member in
+            guard let handle = SessionHandle(tag: tag, member: member) else { throw SessionStoreError.unexpectedReply("index member") }
+            return handle
+        }
+    }
+
+    /// A script call that writes the user's index. A user whose format-1 index still exists
+    /// (sessions made before the upgrade) has it moved first, then the call is made again.
+    private func evaluateIndexing(
+        _ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool, tag: RoutingTag, userID: String
+    ) async throws -> RESPValue {
+        do {
+            return try await redis.evaluate(script, keys: keys, arguments: arguments, replicated: replicated)
+        } catch let error as RedisClientError where SessionScriptRefusal(error) == .legacyIndex {
+            try await migrateLegacyIndex(tag: tag, userID: userID)
+            return try await redis.evaluate(script, keys: keys, arguments: arguments, replicated: replicated)
+        }
     }
 
     // MARK: read
@@ -284,14 +301,18 @@ public final class SessionStore: Service, Sendable {
     }
 
     /// Runs the `lookup` script for a session due for a touch, without waiting for it. When the
-    /// quick script call fails (script not loaded yet, a redirect, a lost connection), `run()`
-    /// tries again through the routed call, with its loading, retries and redirects; if that fails too, the
+    /// quick script call fails (script not loaded yet, a redirect, a lost connection, a user's
+    /// format-1 index to move), `run()` tries again through the routed call, with its loading,
+    /// retries, redirects and index move; if that fails too, the
     /// slide is lost and the next due lookup makes it (failures show in
     /// `sessiond_redis_command_failures_total`). The written record leaves this process's near
     /// cache; Redis invalidates the other processes' copies.
     private func slide(_ token: SessionToken, key: RedisArgument, userID: String, on eventLoop: any EventLoop) {
-        let keys = [key, indexKey(tagText: token.handle.tagText, userID: userID)]
-        redis.evaluate(scripts.lookup, keys: keys, arguments: [], on: eventLoop).whenComplete { result in
+        let retry = SlideRetry(
+            keys: [key, indexKey(tagText: token.handle.tagText, userID: userID), legacyIndexKey(tagText: token.handle.tagText, userID: userID)],
+            arguments: [RedisArgument(token.handle.indexMember)], tag: token.tag, userID: userID
+        )
+        redis.evaluate(scripts.lookup, keys: retry.keys, arguments: retry.arguments, on: eventLoop).whenComplete { result in
             switch result {
             case .success:
                 self.redis.forgetNear([key])
@@ -299,7 +320,7 @@ public final class SessionStore: Service, Sendable {
                 // Redis at maxmemory refuses the touch's write; the next due lookup tries again.
                 return
             case .failure:
-                self.slideRetries.continuation.yield(keys)
+                self.slideRetries.continuation.yield(retry)
             }
         }
     }
@@ -333,7 +354,10 @@ public final class SessionStore: Service, Sendable {
     public func updateData(_ token: SessionToken, ifMatch: Int?, patch: JSONValue) async throws -> DataUpdateResult {
         let handle = token.handle
         guard var current = try await session(handle: handle) else { return .noSession }
-        let keys = [sessionKey(handle), indexKey(tagText: handle.tagText, userID: current.userID)]
+        let keys = [
+            sessionKey(handle), indexKey(tagText: handle.tagText, userID: current.userID),
+            legacyIndexKey(tagText: handle.tagText, userID: current.userID),
+        ]
         defer { redis.forgetNear([keys[0]]) }
         for _ in 0..<patchAttempts {
             if let ifMatch, ifMatch != current.version { return .versionMismatch(current: current.version) }
@@ -347,8 +371,9 @@ public final class SessionStore: Service, Sendable {
             var data = merged.serialized()
             if data == Array("{}".utf8) { data = [] }
             if data.count > policy.maxDataBytes { return .dataTooLarge(bytes: data.count) }
-            let reply = try await redis.evaluate(
-                scripts.replaceData, keys: keys, arguments: [RedisArgument(current.version), RedisArgument(data)], replicated: false
+            let reply = try await evaluateIndexing(
+                scripts.replaceData, keys: keys, arguments: [RedisArgument(current.version), RedisArgument(data), RedisArgument(handle.indexMember)],
+                replicated: false, tag: token.tag, userID: current.userID
             )
             if reply.isNull { return .noSession }
             guard let parts = reply.array, parts.count == 2, let applied = parts[0].integer, let record = parts[1].bytes else {
@@ -386,8 +411,14 @@ public final class SessionStore: Service, Sendable {
         }
         let reply = try await redis.evaluate(
             scripts.revoke,
-            keys: [sessionKey(handle), indexKey(tagText: handle.tagText, userID: current.userID)],
-            arguments: [RedisArgument(String(handle.rest)), RedisArgument(current.userID), RedisArgument(reason.rawValue)],
+            keys: [
+                sessionKey(handle), indexKey(tagText: handle.tagText, userID: current.userID),
+                legacyIndexKey(tagText: handle.tagText, userID: current.userID),
+            ],
+            arguments: [
+                RedisArgument(handle.indexMember), RedisArgument(current.userID), RedisArgument(reason.rawValue),
+                RedisArgument(handle.encoded), RedisArgument(String(handle.rest)),
+            ],
             replicated: true
         )
         let revoked = reply.integer == 1
@@ -413,11 +444,17 @@ public final class SessionStore: Service, Sendable {
             let fresh = SessionToken.generate(tag: token.tag)
             let reply: RESPValue
             do {
-                reply = try await redis.evaluate(
+                reply = try await evaluateIndexing(
                     scripts.rotate,
-                    keys: [sessionKey(old), sessionKey(fresh.handle), indexKey(tagText: old.tagText, userID: current.userID)],
-                    arguments: [RedisArgument(String(old.rest)), RedisArgument(String(fresh.handle.rest)), RedisArgument(current.userID)],
-                    replicated: true
+                    keys: [
+                        sessionKey(old), sessionKey(fresh.handle), indexKey(tagText: old.tagText, userID: current.userID),
+                        legacyIndexKey(tagText: old.tagText, userID: current.userID),
+                    ],
+                    arguments: [
+                        RedisArgument(old.indexMember), RedisArgument(fresh.handle.indexMember), RedisArgument(current.userID),
+                        RedisArgument(old.encoded),
+                    ],
+                    replicated: true, tag: token.tag, userID: current.userID
                 )
             } catch let error as RedisClientError where SessionScriptRefusal(error) == .collision {
                 continue
@@ -431,145 +468,165 @@ public final class SessionStore: Service, Sendable {
 
     // MARK: per-user index
 
-    /// One page of the user's live sessions, newest first (created, then handle, descending).
-    /// A read: the index and liveness are read with plain commands, and index entries whose
-    /// session has ended are dropped (`ZREM`; an ended handle never comes back), so no ended
-    /// session is listed or counted. `total` counts the index as it was read: a session created
-    /// or revoked while the call runs may be listed and not counted, or counted and not listed.
+    /// One page of the user's live sessions, most recently active first (the latest end first,
+    /// then index member, descending), in O(log n + page): the index is scored by each session's
+    /// end, so a page is a range of it and `total` is a count (`ZCOUNT`, plus a check of the few
+    /// keys that end within the next second). Entries whose second has passed have ended; they
+    /// are dropped (`ZREMRANGEBYSCORE`: an ended session never comes back) and never listed.
+    /// `total` counts the index as first read: a session created or revoked while the call runs
+    /// may be listed and not counted, or counted and not listed.
     public func list(userID: String, limit: Int, after cursor: SessionListCursor?) async throws -> SessionPage {
         let tag = try await userTag(userID)
+        try await migrateLegacyIndexIfPresent(tag: tag, userID: userID)
         let index = indexKey(tagText: tag.text, userID: userID)
-        // Members only: with WITHSCORES Redis formats every score as a double, which cost 5 ms of
-        // the 6.5 ms that ZRANGE took for 10,000 members. The page finds its place by score below.
-        let keyPrefix = sessionKeyPrefix(tagText: tag.text)
-        let members = try await indexMembers(index, "0", "-1")
-        let dead = try await endedMembers(members, keyPrefix: keyPrefix, index: index)
-        try await dropEnded(dead, from: index)
-        // Read the page's records; a session that ended since the check is skipped, not counted,
-        // dropped from the index like the others, and the page is filled from the members after it.
-        var vanished = Set<String>()
+        var after = cursor.map { (score: $0.endSecond, member: $0.handle.indexMember) }
         var sessions = [Session]()
-        var after = cursor.map { (createdAt: $0.createdAt, member: String($0.handle.rest)) }
+        var total: Int?
         var more = false
+        // A session that ends between the page's read and its MGET is skipped, and the page is
+        // filled from the entries after it.
         while sessions.count < limit {
             let wanted = limit - sessions.count
-            // The members dropped above are gone from the index; those read again here may include
-            // the vanished ones. One more than the page can then use says whether a next page exists.
-            let fetched = wanted + vanished.count + 1
-            let candidates = try await membersNewestFirst(index, after: after, count: fetched)
-            let live = candidates.filter { !vanished.contains($0) }
-            let batch = live.prefix(wanted)
-            more = live.count > batch.count
-            if batch.isEmpty { break }
-            let records = try await redis.send(
-                RedisCommand("MGET", prefix: keyPrefix, suffixes: batch), routingKey: index
+            let reply = try await redis.evaluate(
+                scripts.listPage, keys: [index],
+                arguments: [after.map { RedisArgument($0.score) } ?? RedisArgument(""), RedisArgument(after?.member ?? []), RedisArgument(wanted + 1)],
+                replicated: false
             )
-            guard let values = records.array, values.count == batch.count else { throw SessionStoreError.unexpectedReply("MGET: unexpected reply shape") }
-            for (member, value) in zip(batch, values) {
-                guard let record = value.bytes else {
-                    vanished.insert(member)
-                    continue
-                }
-                guard let handle = SessionHandle(tag: tag, rest: member) else { throw SessionStoreError.unexpectedReply("index member") }
-                let session = try SessionRecord.decode(record, handle: handle)
-                sessions.append(session)
-                after = (session.createdAt, member)
+            guard let parts = reply.array, parts.count == 4, let second = parts[0].integer, let certain = parts[1].integer,
+                  let edge = parts[2].array?.compactMap(\.bytes), let entries = parts[3].array, entries.count % 2 == 0
+            else { throw SessionStoreError.unexpectedReply("list_page: unexpected reply shape") }
+            if total == nil {
+                async let edgeLive = liveCount(try handles(edge, tag: tag), index: index)
+                try await dropEnded(from: index, upTo: second)
+                total = Int(certain) + (try await edgeLive)
             }
-            if candidates.count < fetched && !more { break }
+            var candidates = [(member: [UInt8], score: Int64)]()
+            for position in stride(from: 0, to: entries.count, by: 2) {
+                guard let member = entries[position].bytes, let score = entries[position + 1].string.flatMap({ Int64($0) }) else {
+                    throw SessionStoreError.unexpectedReply("list_page: unexpected entry")
+                }
+                candidates.append((member, score))
+            }
+            let batch = candidates.prefix(wanted)
+            more = candidates.count > batch.count
+            if batch.isEmpty { break }
+            let batchHandles = try handles(batch.map(\.member), tag: tag)
+            let records = try await redis.send(RedisCommand("MGET", batchHandles.map(sessionKey)), routingKey: index)
+            guard let values = records.array, values.count == batch.count else { throw SessionStoreError.unexpectedReply("MGET: unexpected reply shape") }
+            for ((entry, handle), value) in zip(zip(batch, batchHandles), values) {
+                after = (entry.score, entry.member)
+                guard let record = value.bytes else { continue }
+                sessions.append(try SessionRecord.decode(record, handle: handle))
+            }
+            if !more { break }
         }
-        try await dropEnded(vanished, from: index)
-        var total = members.count - dead.count
-        if !vanished.isEmpty { total -= Set(members).intersection(vanished).count }
         let next = (more && !sessions.isEmpty)
-            ? SessionListCursor(createdAt: sessions[sessions.count - 1].createdAt, handle: sessions[sessions.count - 1].handle)
+            ? SessionListCursor(endSecond: after!.score, handle: sessions[sessions.count - 1].handle)
             : nil
-        return SessionPage(sessions: sessions, total: total, nextCursor: next)
+        return SessionPage(sessions: sessions, total: total ?? 0, nextCursor: next)
     }
 
-    /// Removes the index entries of sessions found ended and counts them as expired: a revoked
-    /// session's entry is removed with it, so an entry that outlives its session has expired.
-    /// Counted once: a concurrent listing that removed the same entries gets 0 from `ZREM`.
-    private func dropEnded(_ ended: Set<String>, from index: RedisArgument) async throws {
-        if ended.isEmpty { return }
-        let removed = try await redis.send(RedisCommand("ZREM", [index] + ended.map { RedisArgument($0) }), routingKey: index)
+    /// How many of these sessions still exist: one multi-key EXISTS.
+    private func liveCount(_ handles: [SessionHandle], index: RedisArgument) async throws -> Int {
+        if handles.isEmpty { return 0 }
+        let reply = try await redis.send(RedisCommand("EXISTS", handles.map(sessionKey)), routingKey: index)
+        guard let live = reply.integer else { throw SessionStoreError.unexpectedReply("EXISTS") }
+        return Int(live)
+    }
+
+    /// Removes the index entries of sessions that ended by `second` and counts them as expired:
+    /// a revoked session's entry is removed with it, so an entry that outlives its session has
+    /// expired. Counted once: a concurrent listing that removed the same entries gets 0.
+    private func dropEnded(from index: RedisArgument, upTo second: Int64) async throws {
+        let removed = try await redis.send(RedisCommand("ZREMRANGEBYSCORE", index, "-inf", RedisArgument(second)), routingKey: index)
         metrics.expiredFound.increment(by: removed.integer.map(Int.init) ?? 0)
     }
 
-    /// Up to `count` index members in page order (newest first, ties by member descending) that
-    /// come after `after`. Found by score rather than by position, so members added or removed
-    /// meanwhile cannot shift the page: the members created in the same millisecond as `after`,
-    /// then the older ones.
-    private func membersNewestFirst(_ index: RedisArgument, after: (createdAt: Int64, member: String)?, count: Int) async throws -> [String] {
-        guard let after else {
-            return try await indexMembers(index, "0", RedisArgument(count - 1), "REV")
-        }
-        let score = RedisArgument(after.createdAt)
-        async let sameMillisecond = indexMembers(index, score, score, "BYSCORE")
-        async let older = indexMembers(index, RedisArgument("(\(after.createdAt)"), "-inf", "BYSCORE", "REV", "LIMIT", "0", RedisArgument(count))
-        let ties = try await sameMillisecond.filter { $0.utf8.lexicographicallyPrecedes(after.member.utf8) }
-        return Array((ties.reversed() + (try await older)).prefix(count))
-    }
-
-    /// Members whose session key no longer exists: one multi-key EXISTS per batch (all sent at
-    /// once, pipelined), and only a batch that comes up short is looked into.
-    private func endedMembers(_ members: [String], keyPrefix: [UInt8], index: RedisArgument) async throws -> Set<String> {
-        try await withThrowingTaskGroup(of: [String].self) { group in
-            for start in stride(from: 0, to: members.count, by: existsBatch) {
-                let batch = members[start..<min(start + existsBatch, members.count)]
-                group.addTask { try await self.ended(batch, keyPrefix: keyPrefix, index: index) }
-            }
-            var dead = Set<String>()
-            for try await batch in group { dead.formUnion(batch) }
-            return dead
-        }
-    }
-
-    /// The members of `batch` whose session key no longer exists, by halving: a batch that comes
-    /// up short is split and both halves are counted again, concurrently, so k ended sessions
-    /// among n cost about 2k·log₂(n) small EXISTS in log₂(n) rounds, not n round trips.
-    private func ended(_ batch: ArraySlice<String>, keyPrefix: [UInt8], index: RedisArgument) async throws -> [String] {
-        let reply = try await redis.send(RedisCommand("EXISTS", prefix: keyPrefix, suffixes: batch), routingKey: index)
-        guard let live = reply.integer else { throw SessionStoreError.unexpectedReply("EXISTS") }
-        if live == batch.count { return [] }
-        if live == 0 { return Array(batch) }
-        let middle = batch.startIndex + batch.count / 2
-        async let lower = ended(batch[..<middle], keyPrefix: keyPrefix, index: index)
-        let upper = try await ended(batch[middle...], keyPrefix: keyPrefix, index: index)
-        return try await lower + upper
-    }
-
-    /// Revokes every session of the user that existed when this call began (all but `except`).
-    /// The bound is the Redis time at the start; chunks of index members up to it are revoked,
-    /// each chunk one atomic script with every key in KEYS, confirmed by a replica when there is
-    /// one (SPEC §5.8). Returns how many live sessions were revoked.
+    /// Revokes every session of the user that existed when this call began (all but `except`):
+    /// chunks of index entries, the soonest to end first, each chunk one atomic script with
+    /// every key in KEYS that revokes the sessions created up to a bound and keeps later ones,
+    /// confirmed by a replica when there is one (SPEC §5.8). It ends when a chunk holds only
+    /// sessions created after the bound and no more entries lie beyond it. Returns how many
+    /// live sessions were revoked.
     public func forceLogout(userID: String, except: SessionHandle?) async throws -> Int {
         let tag = try await userTag(userID)
+        try await migrateLegacyIndexIfPresent(tag: tag, userID: userID)
         let index = indexKey(tagText: tag.text, userID: userID)
-        let keep = except.flatMap { $0.tagText == tag.text ? String($0.rest) : nil }
-        let boundReply = try await redis.evaluate(scripts.clock, keys: [index], arguments: [], replicated: false)
-        guard let parts = boundReply.array, parts.count == 2, let bound = parts[0].string.flatMap({ Int64($0) }),
-              let initial = parts[1].integer
-        else { throw SessionStoreError.unexpectedReply("clock: unexpected reply shape") }
-        // Each round removes every member it read, so the rounds needed are bounded by the
-        // initial size; a writer that keeps adding members at or below the bound (rotating in a
-        // loop) cannot keep this going for ever.
-        let maxRounds = Int(initial) / forceLogoutChunk * 2 + 10
+        let keep = except.flatMap { $0.tagText == tag.text ? $0.indexMember : nil }
+        // The Redis time of the user's node: TIME routed by the index's key.
+        let time = try await redis.send(RedisCommand("TIME"), routingKey: index)
+        guard let parts = time.array, parts.count == 2, let seconds = parts[0].string.flatMap({ Int64($0) }),
+              let micros = parts[1].string.flatMap({ Int64($0) })
+        else { throw SessionStoreError.unexpectedReply("TIME: unexpected reply shape") }
+        let bound = seconds * 1000 + micros / 1000 + Self.forceLogoutClockMargin
+        // While the user keeps logging in, the chunks revoke the new sessions up to the bound,
+        // then keep them; a client that keeps rotating or logging in cannot keep this going for ever.
+        let deadline = ContinuousClock.now + .milliseconds(Self.forceLogoutClockMargin) + .seconds(10)
         var revoked = 0
-        for round in 0..<maxRounds {
-            let members = try await indexMembers(index, "-inf", RedisArgument(bound), "BYSCORE", "LIMIT", "0", RedisArgument(forceLogoutChunk + 1))
-                .filter { $0 != keep }
+        for round in 0... {
+            if ContinuousClock.now >= deadline { break }
+            let window = try await indexMembers(index, "0", RedisArgument(forceLogoutChunk))
+            let members = window.filter { $0 != keep }
             if members.isEmpty {
                 if round == 0 { try await confirmReplicated(tagText: tag.text) }
                 return revoked
             }
-            let memberKeys = sessionKeys(tagText: tag.text, members: members)
+            let chunk = try handles(members, tag: tag)
+            let memberKeys = chunk.map(sessionKey)
             defer { redis.forgetNear(memberKeys) }
             let reply = try await redis.evaluate(
-                scripts.revokeMembers, keys: [index] + memberKeys, arguments: members.map { RedisArgument($0) }, replicated: true
+                scripts.revokeMembers, keys: [index] + memberKeys,
+                arguments: [RedisArgument(bound)] + members.map { RedisArgument($0) } + chunk.map { RedisArgument($0.encoded) }, replicated: true
             )
-            guard let count = reply.integer else { throw SessionStoreError.unexpectedReply("revoke_members: unexpected reply shape") }
+            guard let counts = reply.array, counts.count == 2, let count = counts[0].integer, let kept = counts[1].integer else {
+                throw SessionStoreError.unexpectedReply("revoke_members: unexpected reply shape")
+            }
             revoked += Int(count)
             metrics.record(.forceLogout, count: Int(count))
+            if kept == members.count {
+                // Only sessions created after the bound are left in the window. If the window was
+                // full, entries beyond it may still be older: more than a chunk of sessions was
+                // created while this ran, and the caller is told to try again.
+                if window.count <= forceLogoutChunk { return revoked }
+                throw SessionStoreError.tooMuchContention
+            }
+        }
+        throw SessionStoreError.tooMuchContention
+    }
+
+    /// How far force-logout's bound lies after the Redis time at its start, in ms: a session
+    /// stamped by another node's clock (before a failover or a slot move) is still caught when
+    /// that clock ran up to this much ahead. Sessions created in that margin are revoked too.
+    static let forceLogoutClockMargin: Int64 = 1000
+
+    // MARK: format 1
+
+    private func migrateLegacyIndexIfPresent(tag: RoutingTag, userID: String) async throws {
+        let legacy = legacyIndexKey(tagText: tag.text, userID: userID)
+        if try await redis.send(RedisCommand("EXISTS", legacy), routingKey: legacy).integer == 1 {
+            try await migrateLegacyIndex(tag: tag, userID: userID)
+        }
+    }
+
+    /// Moves the user's format-1 index (written before the upgrade) into the index, a chunk per
+    /// script call, so that a user with many sessions never holds Redis up for long. The
+    /// records stay as they are until their own next write rewrites them as format 2.
+    private func migrateLegacyIndex(tag: RoutingTag, userID: String) async throws {
+        let index = indexKey(tagText: tag.text, userID: userID)
+        let legacy = legacyIndexKey(tagText: tag.text, userID: userID)
+        let initial = try await redis.send(RedisCommand("ZCARD", legacy), routingKey: legacy).integer ?? 0
+        for _ in 0..<(Int(initial) / forceLogoutChunk * 2 + 10) {
+            let members = try await indexMembers(legacy, "0", RedisArgument(forceLogoutChunk - 1)).map { String(decoding: $0, as: UTF8.self) }
+            if members.isEmpty { return }
+            let chunk = try members.map { member in
+                guard let handle = SessionHandle(tag: tag, rest: member) else { throw SessionStoreError.unexpectedReply("format-1 index member") }
+                return handle
+            }
+            var arguments = [RedisArgument]()
+            for (member, handle) in zip(members, chunk) {
+                arguments += [RedisArgument(member), RedisArgument(handle.indexMember)]
+            }
+            _ = try await redis.evaluate(scripts.migrateIndex, keys: [index, legacy] + chunk.map(sessionKey), arguments: arguments, replicated: false)
         }
         throw SessionStoreError.tooMuchContention
     }

@@ -47,28 +47,6 @@ struct ReplyTests {
         }
     }
 
-    @Test("a command of keys sharing a prefix names each key whole, in order")
-    func prefixedArguments() async throws {
-        let configuration = try SharedRedis.configuration()
-        try await withRedisClient(configuration) { client in
-            let prefix = Array(uniqueKey("pre").utf8) + [0, 13, 10]
-            let suffixes = (0..<12).map { "s\($0)" } + ["", "é\u{0}x"]
-            for (position, suffix) in suffixes.enumerated() where position % 3 != 1 {
-                let key = RedisArgument(prefix + Array(suffix.utf8))
-                _ = try await client.send("SET", key, RedisArgument("value \(position)"))
-            }
-            let written = suffixes.indices.filter { $0 % 3 != 1 }
-            #expect(try await client.send(RedisCommand("EXISTS", prefix: prefix, suffixes: suffixes)) == .integer(Int64(written.count)))
-            let values = try await client.send(RedisCommand("MGET", prefix: prefix, suffixes: suffixes))
-            let expected: [RESPValue] = suffixes.indices.map { $0 % 3 != 1 ? .bulkString(Array("value \($0)".utf8)) : .null }
-            #expect(values == .array(expected))
-            // A slice of the suffixes, as the store sends a page.
-            #expect(try await client.send(RedisCommand("EXISTS", prefix: prefix, suffixes: suffixes[2..<5])) == .integer(2))
-            _ = try await client.send(RedisCommand("DEL", prefix: prefix, suffixes: suffixes))
-            #expect(try await client.send(RedisCommand("EXISTS", prefix: prefix, suffixes: suffixes)) == .integer(0))
-        }
-    }
-
     @Test("a 1 MiB value round-trips byte for byte")
     func oneMebibyte() async throws {
         let configuration = try SharedRedis.configuration()

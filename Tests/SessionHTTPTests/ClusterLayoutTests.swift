@@ -56,10 +56,10 @@ struct ClusterLayoutTests {
         let tag = first.handle.prefix(3)
         #expect(handles.allSatisfy { $0.hasPrefix(tag) }, "one routing tag per user")
         let keys = try await server.redisKeys().filter { $0.hasPrefix(server.keyPrefix + "{" + tag + "}") }
-        #expect(keys.contains(server.keyPrefix + "{" + tag + "}u:user-0"))
+        #expect(keys.contains(server.keyPrefix + "{" + tag + "}i:user-0"))
         let slots = Set(keys.map { HashSlot.of(Array($0.utf8)) })
         #expect(slots.count == 1, "user-0's keys are in slots \(slots)")
-        #expect(keys.allSatisfy { $0.utf8.count <= 32 || $0.contains("}u:") }, "session keys stay within 32 bytes: \(keys)")
+        #expect(keys.allSatisfy { $0.utf8.count <= 32 || $0.contains("}i:") }, "session keys stay within 32 bytes: \(keys)")
     }
 
     /// docs/redis-layout.md: the same layout on one plain Redis, so `redis-cli --cluster import`

@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import SessionCrypto
 import Testing
 
 /// Every row of the SPEC §4 route table, through real HTTP against a real Redis.
@@ -161,13 +162,15 @@ import Testing
         }
     }
 
-    @Test func listIsNewestFirstWithCursorPagesAndTotal() async throws {
+    /// Latest end first (most recently active first, for sessions of one idle timeout): a
+    /// session with a longer idle timeout ends later, and comes before shorter ones.
+    @Test func listIsLatestEndFirstWithCursorPagesAndTotal() async throws {
         try await Sessiond.with { server in
-            var handles = [String]()
-            for _ in 0..<5 {
-                handles.append(try await server.create(user: "frank").handle)
-                try await Task.sleep(for: .milliseconds(3))
+            var made = [Sessiond.CreatedSession]()
+            for idle in [900, 700, 1000, 600, 800] {
+                made.append(try await server.create(["user_id": "frank", "idle_timeout": idle]))
             }
+            let handles = [2, 0, 4, 1, 3].map { made[$0].handle }
             var seen = [String]()
             var cursor: String?
             repeat {
@@ -183,12 +186,24 @@ import Testing
                 seen += sessions.compactMap { $0["handle"] as? String }
                 cursor = json["next_cursor"] as? String
             } while cursor != nil && seen.count < 10
-            #expect(seen == handles.reversed())
+            #expect(seen == handles)
         }
     }
 
-    /// Pages are found by (created, handle), not by position: sessions created in the same
-    /// millisecond (a page ends between two of them), the cursor's own session revoked between
+    /// The list's order: the second a session ends, latest first, then its index member (the
+    /// handle's bytes after the tag), descending.
+    static func listOrder(_ sessions: [Sessiond.CreatedSession]) throws -> [String] {
+        let placed = try sessions.map { session in
+            let ends = min(try GuaranteeTests.time(session, "idle_expires_at"), try GuaranteeTests.time(session, "expires_at"))
+            let milliseconds = Int64((ends.timeIntervalSince1970 * 1000).rounded())
+            let member = try #require(SessionHandle(parsing: session.handle)).indexMember
+            return (second: (milliseconds + 999) / 1000, member: member, handle: session.handle)
+        }
+        return placed.sorted { $0.second != $1.second ? $0.second > $1.second : $1.member.lexicographicallyPrecedes($0.member) }.map(\.handle)
+    }
+
+    /// Pages are found by (end second, member), not by position: sessions that end in the same
+    /// second (a page ends between two of them), the cursor's own session revoked between
     /// pages, sessions that expired, and a session created during the walk neither repeat nor
     /// drop a live session.
     @Test func pagesSurviveTiesRevocationsAndExpiry() async throws {
@@ -197,17 +212,20 @@ import Testing
             // loaded machine can spread them out) is made again for another user.
             var user = ""
             var made = [(shortLived: Bool, session: Sessiond.CreatedSession)]()
-            var createdAt = [String: String]()
+            var endSecond = [String: Int64]()
             var live = [String]()
             for attempt in 0..<5 {
                 user = "paula\(attempt)"
                 made = try await Self.createConcurrently(server, user: user, count: 60)
-                createdAt = try Dictionary(uniqueKeysWithValues: made.map { ($0.session.handle, try #require(try $0.session.response.json()["created_at"] as? String)) })
-                live = made.filter { !$0.shortLived }.map(\.session.handle).sorted { (createdAt[$0]!, $0) > (createdAt[$1]!, $1) }
-                if live.indices.dropLast().contains(where: { createdAt[live[$0]] == createdAt[live[$0 + 1]] }) { break }
+                live = try Self.listOrder(made.filter { !$0.shortLived }.map(\.session))
+                for (shortLived, session) in made where !shortLived {
+                    let ends = try GuaranteeTests.time(session, "idle_expires_at").timeIntervalSince1970
+                    endSecond[session.handle] = (Int64((ends * 1000).rounded()) + 999) / 1000
+                }
+                if live.indices.dropLast().contains(where: { endSecond[live[$0]] == endSecond[live[$0 + 1]] }) { break }
             }
-            // The first page ends between two live sessions of one millisecond.
-            let tie = try #require(live.indices.dropLast().first { createdAt[live[$0]] == createdAt[live[$0 + 1]] }, "no two sessions share a millisecond")
+            // The first page ends between two live sessions that end in the same second.
+            let tie = try #require(live.indices.dropLast().first { endSecond[live[$0]] == endSecond[live[$0 + 1]] }, "no two sessions share a second")
             let shortLived = Set(made.filter(\.shortLived).map(\.session.handle))
             try await Task.sleep(for: .milliseconds(2200))
 
@@ -236,7 +254,7 @@ import Testing
                 }
             } while cursor != nil && pages < 30
             #expect(seen.prefix(tie + 2) == live.prefix(tie + 2), "the second page begins with the tie's other session")
-            #expect(seen == live.filter { !revoked.contains($0) || seen.contains($0) }, "every live session once, newest first, ties by handle")
+            #expect(seen == live.filter { !revoked.contains($0) || seen.contains($0) }, "every live session once, in index order")
             #expect(Set(seen).isDisjoint(with: shortLived), "expired sessions are not listed")
             let final = try await server.list(user: user).json()
             #expect(final["total"] as? Int == live.count - revoked.count + 1)
