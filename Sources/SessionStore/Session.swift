@@ -84,8 +84,34 @@ enum SessionRecord {
     }
 
     private static func decodeFormat2(_ record: [UInt8], first: UInt8, handle: SessionHandle) -> Session? {
+        var reader = Format2Reader(record: record)
+        guard let version = reader.varint(), let created = reader.varint(), let sinceCreated = reader.varint(),
+              let idle = reader.varint(), let absolute = reader.varint(), let userID = reader.string()
+        else { return nil }
+        var ip: String?
+        var userAgent: String?
+        if first & hasIP != 0 {
+            guard let text = reader.string() else { return nil }
+            ip = text
+        }
+        if first & hasUserAgent != 0 {
+            guard let text = reader.string() else { return nil }
+            userAgent = text
+        }
+        return Session(
+            handle: handle, userID: userID, data: Array(record[reader.position...]), version: Int(version),
+            createdAt: created, lastSeenAt: created + sinceCreated, idleTimeout: Int(idle), absoluteTimeout: Int(absolute),
+            ip: ip, userAgent: userAgent
+        )
+    }
+
+    /// Reads a format-2 record after its first byte. A value type with mutating reads, not
+    /// closures over a position: a captured variable is boxed on the heap at every decode.
+    private struct Format2Reader {
+        let record: [UInt8]
         var position = 1
-        func varint() -> Int64? {
+
+        mutating func varint() -> Int64? {
             var value: Int64 = 0
             var shift: Int64 = 0
             while position < record.count, shift < 63 {
@@ -97,29 +123,12 @@ enum SessionRecord {
             }
             return nil
         }
-        func string() -> String? {
+
+        mutating func string() -> String? {
             guard let length = varint(), length <= record.count - position else { return nil }
             defer { position += Int(length) }
             return String(decoding: record[position..<(position + Int(length))], as: UTF8.self)
         }
-        guard let version = varint(), let created = varint(), let sinceCreated = varint(),
-              let idle = varint(), let absolute = varint(), let userID = string()
-        else { return nil }
-        var ip: String?
-        var userAgent: String?
-        if first & hasIP != 0 {
-            guard let text = string() else { return nil }
-            ip = text
-        }
-        if first & hasUserAgent != 0 {
-            guard let text = string() else { return nil }
-            userAgent = text
-        }
-        return Session(
-            handle: handle, userID: userID, data: Array(record[position...]), version: Int(version),
-            createdAt: created, lastSeenAt: created + sinceCreated, idleTimeout: Int(idle), absoluteTimeout: Int(absolute),
-            ip: ip, userAgent: userAgent
-        )
     }
 
     /// Format 1: `>I4 version, I6 created, I6 last_seen, I4 idle, I4 absolute`, then `>I2 I1 I2`

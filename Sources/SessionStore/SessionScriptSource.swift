@@ -25,15 +25,18 @@ local function int(n)
 end
 
 local function varint(n)
-  if n < 0 then error('negative varint') end
+  if n < 128 then
+    if n < 0 then error('negative varint') end
+    return string.char(n)
+  end
   local bytes = {}
-  repeat
-    local b = n % 128
-    n = (n - b) / 128
-    if n > 0 then b = b + 128 end
-    bytes[#bytes + 1] = string.char(b)
-  until n == 0
-  return table.concat(bytes)
+  while n >= 128 do
+    local low = n % 128
+    bytes[#bytes + 1] = low + 128
+    n = (n - low) / 128
+  end
+  bytes[#bytes + 1] = n
+  return string.char(unpack(bytes))
 end
 
 local function read_varint(s, pos)
@@ -182,8 +185,8 @@ end
 -- ARGV[1] index member, ARGV[2] idle_s, ARGV[3] absolute_s, ARGV[4] the record's first byte,
 -- ARGV[5] its body, ARGV[6] cap (0 = none), ARGV[7..] (cap only) member and handle pairs
 -- matching KEYS[4..], in index order.
--- Ended members are dropped from the index. Returns {record, {revoked handles}, how many ended
--- members were dropped}; an error reply COLLISION when the handle exists, STALE
+-- With a cap, ended members are dropped from the index. Returns {record, {revoked handles}, how
+-- many ended members were dropped}; an error reply COLLISION when the handle exists, STALE
 -- when the index no longer holds exactly the members the caller read (the caller reads again),
 -- or LEGACY.
 local legacy = refuse_legacy(KEYS[3])
@@ -240,8 +243,6 @@ if cap > 0 then
   remove_members(KEYS[2], gone)
   publish_revoked(KEYS[1], user_id_of(s), revoked, 'cap')
   ended = #dead
-else
-  ended = redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', int(math.floor(now / 1000)))
 end
 index_session(KEYS[2], ARGV[1], expires)
 return {record, revoked, ended}

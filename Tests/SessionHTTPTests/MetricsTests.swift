@@ -94,9 +94,8 @@ import Testing
         }
     }
 
-    /// Expired index entries are dropped, and counted once, by whichever finds them first: a
-    /// create (the entries whose second has passed) or a listing. One live session, 499 that
-    /// expire, then 700 of which every 47th expires.
+    /// A listing drops every expired index entry, and counts each once, among many live ones:
+    /// one live session, 499 that expire, then 700 of which every 47th expires.
     @Test func listingFindsEveryExpiredSessionAmongMany() async throws {
         try await Sessiond.with { server in
             let user = "crowd"
