@@ -138,6 +138,11 @@ public final class SessionStore: Service, Sendable {
         RedisArgument(policy.keyPrefix + "{" + tagText + "}u:" + userID)
     }
 
+    /// The index and the format-1 index, as every script that indexes a session is given them.
+    private func indexKeys(tagText: some StringProtocol, userID: String) -> [RedisArgument] {
+        [indexKey(tagText: tagText, userID: userID), legacyIndexKey(tagText: tagText, userID: userID)]
+    }
+
     private func userTag(_ userID: String) async throws -> RoutingTag {
         try await routing.key().tag(forUser: userID)
     }
@@ -309,7 +314,7 @@ public final class SessionStore: Service, Sendable {
     /// cache; Redis invalidates the other processes' copies.
     private func slide(_ token: SessionToken, key: RedisArgument, userID: String, on eventLoop: any EventLoop) {
         let retry = SlideRetry(
-            keys: [key, indexKey(tagText: token.handle.tagText, userID: userID), legacyIndexKey(tagText: token.handle.tagText, userID: userID)],
+            keys: [key] + indexKeys(tagText: token.handle.tagText, userID: userID),
             arguments: [RedisArgument(token.handle.indexMember)], tag: token.tag, userID: userID
         )
         redis.evaluate(scripts.lookup, keys: retry.keys, arguments: retry.arguments, on: eventLoop).whenComplete { result in
@@ -354,10 +359,7 @@ public final class SessionStore: Service, Sendable {
     public func updateData(_ token: SessionToken, ifMatch: Int?, patch: JSONValue) async throws -> DataUpdateResult {
         let handle = token.handle
         guard var current = try await session(handle: handle) else { return .noSession }
-        let keys = [
-            sessionKey(handle), indexKey(tagText: handle.tagText, userID: current.userID),
-            legacyIndexKey(tagText: handle.tagText, userID: current.userID),
-        ]
+        let keys = [sessionKey(handle)] + indexKeys(tagText: handle.tagText, userID: current.userID)
         defer { redis.forgetNear([keys[0]]) }
         for _ in 0..<patchAttempts {
             if let ifMatch, ifMatch != current.version { return .versionMismatch(current: current.version) }
@@ -411,10 +413,7 @@ public final class SessionStore: Service, Sendable {
         }
         let reply = try await redis.evaluate(
             scripts.revoke,
-            keys: [
-                sessionKey(handle), indexKey(tagText: handle.tagText, userID: current.userID),
-                legacyIndexKey(tagText: handle.tagText, userID: current.userID),
-            ],
+            keys: [sessionKey(handle)] + indexKeys(tagText: handle.tagText, userID: current.userID),
             arguments: [
                 RedisArgument(handle.indexMember), RedisArgument(current.userID), RedisArgument(reason.rawValue),
                 RedisArgument(handle.encoded), RedisArgument(String(handle.rest)),
@@ -446,10 +445,7 @@ public final class SessionStore: Service, Sendable {
             do {
                 reply = try await evaluateIndexing(
                     scripts.rotate,
-                    keys: [
-                        sessionKey(old), sessionKey(fresh.handle), indexKey(tagText: old.tagText, userID: current.userID),
-                        legacyIndexKey(tagText: old.tagText, userID: current.userID),
-                    ],
+                    keys: [sessionKey(old), sessionKey(fresh.handle)] + indexKeys(tagText: old.tagText, userID: current.userID),
                     arguments: [
                         RedisArgument(old.indexMember), RedisArgument(fresh.handle.indexMember), RedisArgument(current.userID),
                         RedisArgument(old.encoded),
