@@ -53,6 +53,8 @@ extension APIError {
                 return .storeUnavailable("too many concurrent updates of this session; retry")
             case .corruptRecord, .unexpectedReply:
                 return .storeUnavailable("the session store returned data this version cannot read")
+            case .unreadableRecord:
+                return .storeUnavailable("the session's data does not open with the configured data keys")
             }
         default:
             logger.error("unexpected error", metadata: ["error": .string("\(type(of: error))")])

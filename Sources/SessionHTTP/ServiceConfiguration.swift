@@ -1,5 +1,7 @@
+import Foundation
 import Logging
 import RedisClient
+import SessionCrypto
 import SessionStore
 
 /// A configuration value that cannot be used; `description` is the one line start-up prints.
@@ -51,6 +53,7 @@ public struct ServiceConfiguration: Sendable {
         "SESSIOND_SHUTDOWN_TIMEOUT", "SESSIOND_CONNECTION_IDLE_TIMEOUT", "SESSIOND_MAX_CONNECTIONS",
         "SESSIOND_REDIS_TLS_CA_FILE", "SESSIOND_REDIS_TLS_CERT_FILE", "SESSIOND_REDIS_TLS_KEY_FILE",
         "SESSIOND_NEAR_CACHE", "SESSIOND_NEAR_CACHE_MAX_STALENESS_MS", "SESSIOND_NEAR_CACHE_MAX_ENTRIES",
+        "SESSIOND_DATA_KEYS",
     ]
 
     /// How sessiond reaches Redis: Sentinel when configured, else the URL(s).
@@ -181,7 +184,23 @@ public struct ServiceConfiguration: Sendable {
         let absolute = try integer("SESSIOND_ABSOLUTE_TIMEOUT", default: 43200, in: 1...SessionPolicy.timeoutLimit)
         let cap = try integer("SESSIOND_MAX_SESSIONS_PER_USER", default: 0, in: 0...1_000_000)
         let maxData = try integer("SESSIOND_MAX_DATA_BYTES", default: 16384, in: 2...1_048_576)
-        policy = SessionPolicy(keyPrefix: prefix, idleTimeout: idle, absoluteTimeout: absolute, maxSessionsPerUser: cap, maxDataBytes: maxData)
+        let dataKeys = try check("SESSIOND_DATA_KEYS") { () throws(ConfigurationError.Reason) -> DataKeyRing? in
+            guard let path = value("SESSIOND_DATA_KEYS") else { return nil }
+            let text: String
+            do {
+                text = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw .init("cannot read the key ring file '\(path.prefix(256))'")
+            }
+            do throws(DataKeyRingError) {
+                return try DataKeyRing(parsing: text)
+            } catch {
+                throw .init("key ring file '\(path.prefix(256))': \(error.text)")
+            }
+        }
+        policy = SessionPolicy(
+            keyPrefix: prefix, idleTimeout: idle, absoluteTimeout: absolute, maxSessionsPerUser: cap, maxDataBytes: maxData, dataKeys: dataKeys
+        )
         cookieName = try check("SESSIOND_COOKIE_NAME") { () throws(ConfigurationError.Reason) -> String in
             let name = value("SESSIOND_COOKIE_NAME") ?? "__Host-session"
             // RFC 6265 cookie-name is an RFC 7230 token.

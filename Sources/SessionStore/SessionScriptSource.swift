@@ -1,15 +1,49 @@
 // The Lua scripts, kept in Swift source so the binary carries them and nothing else needs
-// deploying. Each script is run as `common` followed by its own body. Every key a script touches
+// deploying. Each script is run as the part of `common` it uses followed by its own body. Every key a script touches
 // arrives in KEYS, and all of them carry the same hash tag, so each script runs on one Redis
 // Cluster slot; no script builds a key name.
 
 enum SessionScriptSource {
+    /// What of `common` a script carries: its header, and the functions `body` calls, directly
+    /// or through each other, in `common`'s order. Every call of a script makes a closure of each
+    /// local function its chunk defines, so an unused one is a cost on every call.
+    static func prelude(for body: String) -> String {
+        let blocks = common.split(separator: "\n\n", omittingEmptySubsequences: false)
+        let functions = blocks.map { block -> (name: Substring?, text: Substring) in
+            let definition = block.split(separator: "\n").first { $0.hasPrefix("local function ") }
+            return (definition?.dropFirst("local function ".count).prefix { $0 != "(" }, block)
+        }
+        var wanted = Set<Substring>()
+        var searched = [Substring(body)]
+        while let text = searched.popLast() {
+            for case let (name?, block) in functions where !wanted.contains(name) && calls(text, name) {
+                wanted.insert(name)
+                searched.append(block)
+            }
+        }
+        let kept = functions.enumerated().filter { index, function in index == 0 || function.name.map(wanted.contains) == true }
+        return kept.map { String($0.element.text) }.joined(separator: "\n\n") + "\n\n"
+    }
+
+    /// Whether `text` calls `name`: `name(` not preceded by a letter, digit or underscore.
+    private static func calls(_ text: Substring, _ name: Substring) -> Bool {
+        var rest = text[...]
+        while let found = rest.firstRange(of: name + "(") {
+            let before = found.lowerBound == text.startIndex ? nil : text[text.index(before: found.lowerBound)]
+            if !(before.map { $0.isLetter || $0.isNumber || $0 == "_" } ?? false) { return true }
+            rest = text[found.upperBound...]
+        }
+        return false
+    }
+
     static let common = #"""
 -- Shared by every sessiond script (prepended when the script is loaded). A session record,
 -- format 2 (Sources/SessionStore/Session.swift, docs/redis-layout.md):
---   byte 0xA0 + flags (0x01: ip, 0x02: user agent)
---   varints: version, created ms, last_seen - created ms, idle s, absolute s
---   body: varint length + user id, [varint length + ip], [varint length + user agent], data
+--   byte 0xA0 + flags (0x01: ip, 0x02: user agent, 0x04: the tail is sealed)
+--   varint version, created ms as 6 bytes big-endian (struct: what a varint of today's times
+--   takes, packed in C), then varints: last_seen - created ms, idle s, absolute s
+--   body: varint length + user id, then the tail: [varint length + ip], [varint length + user
+--   agent], data; or, sealed, one box of those bytes that only sessiond opens
 -- Format 1 (a fixed '>I4I6I6I4I4' header, then '>I2I1I2' lengths) is read too, and every write
 -- rewrites it as format 2. All times come from the Redis server clock, so every sessiond process
 -- agrees on them.
@@ -24,11 +58,15 @@ local function int(n)
   return string.format('%.0f', n)
 end
 
+-- Unrolled up to 3 bytes (every number but a large version or last_seen - created): a table and
+-- unpack per call cost a create about a microsecond.
 local function varint(n)
   if n < 128 then
     if n < 0 then error('negative varint') end
     return string.char(n)
   end
+  if n < 16384 then return string.char(n % 128 + 128, math.floor(n / 128)) end
+  if n < 2097152 then return string.char(n % 128 + 128, math.floor(n / 128) % 128 + 128, math.floor(n / 16384)) end
   local bytes = {}
   while n >= 128 do
     local low = n % 128
@@ -59,7 +97,7 @@ local function parse(record)
     local pos, since = 2, 0
     s.first = first
     s.version, pos = read_varint(record, pos)
-    s.created, pos = read_varint(record, pos)
+    s.created, pos = struct.unpack('>I6', record, pos)
     since, pos = read_varint(record, pos)
     s.last_seen = s.created + since
     s.idle, pos = read_varint(record, pos)
@@ -88,24 +126,15 @@ local function parse(record)
 end
 
 local function encode(s)
-  return string.char(s.first) .. varint(s.version) .. varint(s.created) .. varint(s.last_seen - s.created)
+  return string.char(s.first) .. varint(s.version) .. struct.pack('>I6', s.created) .. varint(s.last_seen - s.created)
     .. varint(s.idle) .. varint(s.absolute) .. s.body
 end
 
--- Where data starts in the body: after the user id, and the ip and user agent when flagged.
-local function data_start(s)
+-- The body's first field, the user id with its length: what precedes the tail (ip, user agent
+-- and data, plain or sealed), which sessiond writes.
+local function user_id_field(s)
   local len, pos = read_varint(s.body, 1)
-  pos = pos + len
-  local flags = s.first % 32
-  if flags % 2 == 1 then
-    len, pos = read_varint(s.body, pos)
-    pos = pos + len
-  end
-  if math.floor(flags / 2) % 2 == 1 then
-    len, pos = read_varint(s.body, pos)
-    pos = pos + len
-  end
-  return pos
+  return string.sub(s.body, 1, pos + len - 1)
 end
 
 local function user_id_of(s)
@@ -274,8 +303,9 @@ return record
     static let replaceData = #"""
 -- Compare-and-set of a session's data: applies only if the version is still ARGV[1].
 -- The write counts as activity, so it also slides the idle expiry.
--- KEYS[1] session key, KEYS[2] its user's index, KEYS[3] the format-1 index; ARGV[2] new data
--- (compact JSON object), ARGV[3] the index member.
+-- KEYS[1] session key, KEYS[2] its user's index, KEYS[3] the format-1 index; ARGV[2] the new
+-- tail (ip, user agent and the new data, plain or sealed), ARGV[3] the index member, ARGV[4]
+-- the new first byte.
 -- Returns nil (no session), {0, current record} (version moved on), {1, new record}, or an
 -- error reply LEGACY.
 local record = redis.call('GET', KEYS[1])
@@ -284,7 +314,8 @@ local s = parse(record)
 if s.version ~= tonumber(ARGV[1]) then return {0, record} end
 local legacy = refuse_legacy(KEYS[3])
 if legacy then return legacy end
-s.body = string.sub(s.body, 1, data_start(s) - 1) .. ARGV[2]
+s.first = tonumber(ARGV[4])
+s.body = user_id_field(s) .. ARGV[2]
 s.version = s.version + 1
 seen_now(s)
 local updated = encode(s)
@@ -312,18 +343,23 @@ return 1
 
     static let rotate = #"""
 -- Move a session to a new handle: the old key is gone in the same step, so the old token
--- stops working at once. User, data, version and creation time (so the absolute end) carry over.
+-- stops working at once. User, data, version and creation time (so the absolute end) carry over;
+-- the tail comes from sessiond, written for the new handle (sealed data is bound to it).
 -- KEYS[1] old session key, KEYS[2] new session key, KEYS[3] the user's index, KEYS[4] the
--- format-1 index; ARGV[1] old member, ARGV[2] new member, ARGV[3] user id, ARGV[4] old handle.
+-- format-1 index; ARGV[1] old member, ARGV[2] new member, ARGV[3] user id, ARGV[4] old handle,
+-- ARGV[5] the version the tail was made from, ARGV[6] the new first byte, ARGV[7] the new tail.
 -- Returns the new record, nil when the old session is gone, or an error reply COLLISION,
--- STALE or LEGACY.
+-- STALE (another user's record, or the version moved on) or LEGACY.
 local record = redis.call('GET', KEYS[1])
 if not record then return nil end
 local s = parse(record)
 local stale = check_user(s, ARGV[3])
 if stale then return stale end
+if s.version ~= tonumber(ARGV[5]) then return redis.error_reply('STALE the session changed since it was read') end
 local legacy = refuse_legacy(KEYS[4])
 if legacy then return legacy end
+s.first = tonumber(ARGV[6])
+s.body = user_id_field(s) .. ARGV[7]
 seen_now(s)
 local rotated = encode(s)
 local expires = expiry_of(s)

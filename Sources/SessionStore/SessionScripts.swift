@@ -14,7 +14,7 @@ struct SessionScripts: Sendable {
     let routingKey = Self.script("routing_key", SessionScriptSource.routingKey)
 
     private static func script(_ name: String, _ body: String) -> RedisScript {
-        RedisScript(name: name, source: SessionScriptSource.common + body)
+        RedisScript(name: name, source: SessionScriptSource.prelude(for: body) + body)
     }
 }
 

@@ -157,7 +157,8 @@ public final class SessionStore: Service, Sendable {
     }
 
     public func create(_ request: NewSession) async throws -> Created {
-        let record = SessionRecord.body(userID: request.userID, ip: request.ip, userAgent: request.userAgent, data: request.data)
+        let tail = SessionRecord.tail(ip: request.ip, userAgent: request.userAgent, data: request.data)
+        let userIDField = SessionRecord.userIDField(request.userID)
         let tag = try await userTag(request.userID)
         let index = indexKey(tagText: tag.text, userID: request.userID)
         let legacy = legacyIndexKey(tagText: tag.text, userID: request.userID)
@@ -168,12 +169,13 @@ public final class SessionStore: Service, Sendable {
         for _ in 0..<(capped ? cappedCreateAttempts : 3) {
             let token = SessionToken.generate(tag: tag)
             let handle = token.handle
+            let stored = SessionRecord.stored(tail, handle: handle, userID: request.userID, keys: policy.dataKeys)
             var keys = [sessionKey(handle), index, legacy]
             var arguments = [
                 RedisArgument(handle.indexMember),
                 RedisArgument(request.idleTimeout ?? policy.idleTimeout),
                 RedisArgument(request.absoluteTimeout ?? policy.absoluteTimeout),
-                RedisArgument(Int(record.first)), RedisArgument(record.body), RedisArgument(policy.maxSessionsPerUser),
+                RedisArgument(Int(stored.first)), RedisArgument(userIDField + stored.bytes), RedisArgument(policy.maxSessionsPerUser),
             ]
             if capped {
                 let members = try await indexMembers(index, "0", "-1")
@@ -190,7 +192,7 @@ public final class SessionStore: Service, Sendable {
                 if SessionScriptRefusal(error) == .legacyIndex { try await migrateLegacyIndex(tag: tag, userID: request.userID) }
                 continue
             }
-            guard let parts = reply.array, parts.count == 3, let stored = parts[0].bytes, let revoked = parts[1].array,
+            guard let parts = reply.array, parts.count == 3, let record = parts[0].bytes, let revoked = parts[1].array,
                   let ended = parts[2].integer
             else { throw SessionStoreError.unexpectedReply("create: unexpected reply shape") }
             let revokedHandles = revoked.compactMap(\.string)
@@ -202,7 +204,7 @@ public final class SessionStore: Service, Sendable {
                 // Evicting sessions over the cap is a revocation: it must survive a failover.
                 try await confirmReplicated(tagText: tag.text)
             }
-            return Created(token: token, session: try SessionRecord.decode(stored, handle: handle), revoked: revokedHandles)
+            return Created(token: token, session: try SessionRecord.decode(record, handle: handle, keys: policy.dataKeys), revoked: revokedHandles)
         }
         throw capped ? SessionStoreError.tooMuchContention : SessionStoreError.unexpectedReply("create: three handle collisions in a row")
     }
@@ -348,7 +350,7 @@ public final class SessionStore: Service, Sendable {
     private func session(from reply: RESPValue, handle: SessionHandle) throws -> Session? {
         if reply.isNull { return nil }
         guard let record = reply.bytes else { throw SessionStoreError.unexpectedReply("record: unexpected reply shape") }
-        return try SessionRecord.decode(record, handle: handle)
+        return try SessionRecord.decode(record, handle: handle, keys: policy.dataKeys)
     }
 
     // MARK: update
@@ -373,15 +375,19 @@ public final class SessionStore: Service, Sendable {
             var data = merged.serialized()
             if data == Array("{}".utf8) { data = [] }
             if data.count > policy.maxDataBytes { return .dataTooLarge(bytes: data.count) }
+            var updated = current
+            updated.data = data
+            let tail = SessionRecord.stored(updated, handle: handle, keys: policy.dataKeys)
             let reply = try await evaluateIndexing(
-                scripts.replaceData, keys: keys, arguments: [RedisArgument(current.version), RedisArgument(data), RedisArgument(handle.indexMember)],
+                scripts.replaceData, keys: keys,
+                arguments: [RedisArgument(current.version), RedisArgument(tail.bytes), RedisArgument(handle.indexMember), RedisArgument(Int(tail.first))],
                 replicated: false, tag: token.tag, userID: current.userID
             )
             if reply.isNull { return .noSession }
             guard let parts = reply.array, parts.count == 2, let applied = parts[0].integer, let record = parts[1].bytes else {
                 throw SessionStoreError.unexpectedReply("replace_data: unexpected reply shape")
             }
-            let session = try SessionRecord.decode(record, handle: handle)
+            let session = try SessionRecord.decode(record, handle: handle, keys: policy.dataKeys)
             if applied == 1 { return .updated(session) }
             current = session
         }
@@ -406,16 +412,20 @@ public final class SessionStore: Service, Sendable {
         // Dropped from this process's near cache whatever the outcome, even a 503 after the
         // script ran (an unconfirmed replica) and the retry that finds the record gone.
         defer { redis.forgetNear([sessionKey(handle)]) }
-        guard let current = try await session(handle: handle) else {
+        let key = sessionKey(handle)
+        let read = try await redis.send(RedisCommand("GET", key), routingKey: key)
+        guard let record = read.bytes else {
             // Perhaps an earlier attempt deleted it and then answered 503: confirm before a 2xx.
             try await confirmReplicated(tagText: handle.tagText)
             return false
         }
+        // The user id alone: a session whose data key is gone can still be logged out.
+        let userID = try SessionRecord.userID(of: record, handle: handle)
         let reply = try await redis.evaluate(
             scripts.revoke,
-            keys: [sessionKey(handle)] + indexKeys(tagText: handle.tagText, userID: current.userID),
+            keys: [key] + indexKeys(tagText: handle.tagText, userID: userID),
             arguments: [
-                RedisArgument(handle.indexMember), RedisArgument(current.userID), RedisArgument(reason.rawValue),
+                RedisArgument(handle.indexMember), RedisArgument(userID), RedisArgument(reason.rawValue),
                 RedisArgument(handle.encoded), RedisArgument(String(handle.rest)),
             ],
             replicated: true
@@ -434,13 +444,16 @@ public final class SessionStore: Service, Sendable {
     }
 
     /// Replaces the token; the old one stops working in the same atomic step. The new token
-    /// keeps the old one's routing tag, so the session stays in its user's slot.
+    /// keeps the old one's routing tag, so the session stays in its user's slot. The record's
+    /// tail is written anew for the new handle (sealed data is bound to its handle), under a
+    /// compare-and-set of the version read.
     public func rotate(_ token: SessionToken) async throws -> (token: SessionToken, session: Session)? {
         let old = token.handle
         defer { redis.forgetNear([sessionKey(old)]) }
-        guard let current = try await session(handle: old) else { return nil }
-        for _ in 0..<3 {
+        for _ in 0..<patchAttempts {
+            guard let current = try await session(handle: old) else { return nil }
             let fresh = SessionToken.generate(tag: token.tag)
+            let tail = SessionRecord.stored(current, handle: fresh.handle, keys: policy.dataKeys)
             let reply: RESPValue
             do {
                 reply = try await evaluateIndexing(
@@ -448,18 +461,19 @@ public final class SessionStore: Service, Sendable {
                     keys: [sessionKey(old), sessionKey(fresh.handle)] + indexKeys(tagText: old.tagText, userID: current.userID),
                     arguments: [
                         RedisArgument(old.indexMember), RedisArgument(fresh.handle.indexMember), RedisArgument(current.userID),
-                        RedisArgument(old.encoded),
+                        RedisArgument(old.encoded), RedisArgument(current.version), RedisArgument(Int(tail.first)), RedisArgument(tail.bytes),
                     ],
                     replicated: true, tag: token.tag, userID: current.userID
                 )
-            } catch let error as RedisClientError where SessionScriptRefusal(error) == .collision {
+            } catch let error as RedisClientError where [.collision, .stale].contains(SessionScriptRefusal(error)) {
+                // A new handle that exists, or a patch between the read and the script: again.
                 continue
             }
             guard let session = try session(from: reply, handle: fresh.handle) else { return nil }
             metrics.record(.rotate)
             return (fresh, session)
         }
-        throw SessionStoreError.unexpectedReply("rotate: three handle collisions in a row")
+        throw SessionStoreError.tooMuchContention
     }
 
     // MARK: per-user index
@@ -512,7 +526,7 @@ public final class SessionStore: Service, Sendable {
             for ((entry, handle), value) in zip(zip(batch, batchHandles), values) {
                 after = (entry.score, entry.member)
                 guard let record = value.bytes else { continue }
-                sessions.append(try SessionRecord.decode(record, handle: handle))
+                sessions.append(try SessionRecord.decode(record, handle: handle, keys: policy.dataKeys))
             }
             if !more { break }
         }

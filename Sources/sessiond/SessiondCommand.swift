@@ -64,6 +64,7 @@ struct SessiondCommand: AsyncParsableCommand {
     @Option(help: "In bounded mode, how late a revocation may be honoured (SESSIOND_NEAR_CACHE_MAX_STALENESS_MS, default 50).")
     var nearCacheMaxStalenessMs: String?
     @Option(help: "Entries the near cache keeps (SESSIOND_NEAR_CACHE_MAX_ENTRIES, default 1000000).") var nearCacheMaxEntries: String?
+    @Option(help: "Key ring file that turns on encryption at rest (SESSIOND_DATA_KEYS, default off).") var dataKeys: String?
 
     func run() async throws {
         var values = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("SESSIOND_") }
@@ -79,6 +80,7 @@ struct SessiondCommand: AsyncParsableCommand {
             "SESSIOND_SHUTDOWN_TIMEOUT": shutdownTimeout, "SESSIOND_CONNECTION_IDLE_TIMEOUT": connectionIdleTimeout,
             "SESSIOND_MAX_CONNECTIONS": maxConnections, "SESSIOND_NEAR_CACHE": nearCache,
             "SESSIOND_NEAR_CACHE_MAX_STALENESS_MS": nearCacheMaxStalenessMs, "SESSIOND_NEAR_CACHE_MAX_ENTRIES": nearCacheMaxEntries,
+            "SESSIOND_DATA_KEYS": dataKeys,
         ]
         for case let (name, value?) in flags { values[name] = value }
 

@@ -47,6 +47,30 @@ import Testing
         }
     }
 
+    @Test func aDataKeyRingFileIsReadAndABadOneNamesItsVariable() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("data-keys-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let key = Data((0..<32).map { UInt8($0) }).base64EncodedString()
+        let good = directory.appendingPathComponent("good").path
+        try Data("# ring\n3:\(key) current\n".utf8).write(to: URL(fileURLWithPath: good))
+        let configuration = try ServiceConfiguration(values: ["SESSIOND_API_KEYS": Self.keys, "SESSIOND_DATA_KEYS": good])
+        #expect(configuration.policy.dataKeys?.currentID == 3)
+        #expect(try ServiceConfiguration(values: ["SESSIOND_API_KEYS": Self.keys]).policy.dataKeys == nil, "off by default")
+        let bad = directory.appendingPathComponent("bad").path
+        try Data("3:\(key)\n".utf8).write(to: URL(fileURLWithPath: bad))
+        for (path, reason) in [(bad, "no key is marked current"), (directory.appendingPathComponent("missing").path, "cannot read")] {
+            do {
+                _ = try ServiceConfiguration(values: ["SESSIOND_API_KEYS": Self.keys, "SESSIOND_DATA_KEYS": path])
+                Issue.record("\(path) was accepted")
+            } catch {
+                #expect(error.variable == "SESSIOND_DATA_KEYS")
+                #expect(error.description.contains(reason), "\(error.description)")
+                #expect(!error.description.contains(key))
+            }
+        }
+    }
+
     @Test func missingAPIKeysStopsStartUp() {
         #expect(throws: ConfigurationError.self) { try ServiceConfiguration(values: [:]) }
     }

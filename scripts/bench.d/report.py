@@ -191,6 +191,11 @@ def main():
         r = create_ab / create_baseline
         rows.append(("create vs the baseline build (4 alternating loads of a quarter each, same Redis)", rps(create_ab),
                      "≥ 0.97 × baseline", f"{r:.3f} × baseline ({rps(create_baseline)})", "met" if r >= 0.97 else "**missed**"))
+    sealed = med("lookup_sealed_rps")
+    if sealed is not None and lookup:
+        r = sealed / lookup
+        check("lookup, encryption at rest (`SESSIOND_DATA_KEYS`; near cache strict, log level info, on sessions it sealed) "
+              "vs the strict headline", sealed, rps, "≥ 0.9 × encryption off", f"{r:.3f} × encryption off", r >= 0.90)
     heavy = med("lookup_touchheavy_rps")
     if heavy is not None:
         against = f"{heavy / lookup:.2f} × the strict headline; " if lookup else ""
@@ -208,6 +213,11 @@ def main():
     mem = med("mem_per_session")
     check(f"Redis memory per session ({sessions} sessions over {users} users, index included)", mem, byt, "≤ 200 B",
           f"{mem:.1f} B" if mem is not None else "—", mem is not None and mem <= 200)
+    sealed_mem = med("mem_per_session_sealed")
+    if sealed_mem is not None and mem:
+        rows.append((f"Redis memory per session with encryption at rest ({sessions} sessions over {users} users, index included)",
+                     byt(sealed_mem), "reported", f"{sealed_mem - mem:+.1f} B against encryption off; "
+                     + each_run("mem_per_session_sealed", byt), "reported"))
     one = med("mem_per_session_one_per_user")
     if one is not None:
         rows.append((f"Redis memory per session ({sessions} users × 1 session)", byt(one), "reported beside the above", "—", "—"))
@@ -268,6 +278,7 @@ def main():
         ("nginx `return 200` p99", "nginx_p99_ms", ms),
     ]
     for name, label in (("lookup", "lookup, near cache strict, log level info"),
+                        ("lookup_sealed", "lookup, encryption at rest, near cache strict, log level info"),
                         ("lookup_bounded", "lookup, near cache bounded, log level info"),
                         ("lookup_warning", "lookup, near cache strict, log level warning"),
                         ("lookup_ab", "this build's twin of the baseline instance, log level info"),
@@ -285,6 +296,7 @@ def main():
         ("sessiond create throughput", "create_rps", rps),
         ("memory per session", "mem_per_session", byt),
         ("memory per session, one per user", "mem_per_session_one_per_user", byt),
+        ("memory per session, encryption at rest", "mem_per_session_sealed", byt),
         (f"memory per session on {valkey_name}", "valkey_mem_per_session", byt),
         (f"memory per session on {valkey_name}, one per user", "valkey_mem_per_session_one_per_user", byt),
         ("force-logout", "forcelogout_ms", ms),
