@@ -197,7 +197,7 @@ public final class SessionStore: Service, Sendable {
             else { throw SessionStoreError.unexpectedReply("create: unexpected reply shape") }
             let revokedHandles = revoked.compactMap(\.string)
             metrics.created.increment()
-            metrics.expiredFound.increment(by: Int(ended))
+            if ended > 0 { metrics.expiredFound.increment(by: Int(ended)) }
             metrics.record(.cap, count: revokedHandles.count)
             if !revokedHandles.isEmpty {
                 redis.forgetNear(revokedHandles.compactMap(SessionHandle.init(parsing:)).map(sessionKey))
