@@ -207,28 +207,47 @@ end
 """#
 
     static let create = #"""
--- Create a session and index it; with a cap, revoke the user's live sessions that end first
--- (the least recently active) beyond it.
--- KEYS[1] session key, KEYS[2] user index, KEYS[3] format-1 index, KEYS[4..] (cap only) the
--- session keys of the index's members as the caller read them.
+-- Create a session and index it, without a cap (the default, and the hot path: the fewest calls
+-- and shared functions). A format-1 index of the user may still exist: its sessions are moved
+-- when they are next written, listed or force-logged-out, and a new one does not touch them.
+-- KEYS[1] session key, KEYS[2] user index. ARGV[1] index member, ARGV[2] idle_s, ARGV[3]
+-- absolute_s, ARGV[4] the record's first byte, ARGV[5] its body.
+-- Returns {record, {}, 0}, or an error reply COLLISION when the handle exists.
+local now = now_ms()
+local s = {
+  first = tonumber(ARGV[4]), version = 1, created = now, last_seen = now,
+  idle = tonumber(ARGV[2]), absolute = tonumber(ARGV[3]), body = ARGV[5]
+}
+local record = encode(s)
+local expires = expiry_of(s)
+if not redis.call('SET', KEYS[1], record, 'PXAT', int(expires), 'NX') then
+  return redis.error_reply('COLLISION session handle already exists')
+end
+index_session(KEYS[2], ARGV[1], expires)
+return {record, {}, 0}
+"""#
+
+    static let createCapped = #"""
+-- Create a session and index it, then revoke the user's live sessions that end first (the least
+-- recently active) beyond the cap.
+-- KEYS[1] session key, KEYS[2] user index, KEYS[3] format-1 index, KEYS[4..] the session keys of
+-- the index's members as the caller read them.
 -- ARGV[1] index member, ARGV[2] idle_s, ARGV[3] absolute_s, ARGV[4] the record's first byte,
--- ARGV[5] its body, ARGV[6] cap (0 = none), ARGV[7..] (cap only) member and handle pairs
--- matching KEYS[4..], in index order.
--- With a cap, ended members are dropped from the index. Returns {record, {revoked handles}, how
--- many ended members were dropped}; an error reply COLLISION when the handle exists, STALE
--- when the index no longer holds exactly the members the caller read (the caller reads again),
--- or LEGACY.
+-- ARGV[5] its body, ARGV[6] cap, ARGV[7..] member and handle pairs matching KEYS[4..], in index
+-- order.
+-- Ended members are dropped from the index. Returns {record, {revoked handles}, how many ended
+-- members were dropped}; an error reply COLLISION when the handle exists, STALE when the index no
+-- longer holds exactly the members the caller read (the caller reads again), or LEGACY (the
+-- format-1 index's sessions count towards the cap).
 local legacy = refuse_legacy(KEYS[3])
 if legacy then return legacy end
 local cap = tonumber(ARGV[6])
+-- The same members, in any order: a touch moves a member's score, not its membership.
+if redis.call('ZCARD', KEYS[2]) * 2 ~= #ARGV - 6 then return redis.error_reply('STALE index changed') end
 local existing = {}
-if cap > 0 then
-  -- The same members, in any order: a touch moves a member's score, not its membership.
-  if redis.call('ZCARD', KEYS[2]) * 2 ~= #ARGV - 6 then return redis.error_reply('STALE index changed') end
-  for i = 1, (#ARGV - 6) / 2 do
-    existing[i] = ARGV[5 + 2 * i]
-    if not redis.call('ZSCORE', KEYS[2], existing[i]) then return redis.error_reply('STALE index changed') end
-  end
+for i = 1, (#ARGV - 6) / 2 do
+  existing[i] = ARGV[5 + 2 * i]
+  if not redis.call('ZSCORE', KEYS[2], existing[i]) then return redis.error_reply('STALE index changed') end
 end
 
 local now = now_ms()
@@ -242,39 +261,35 @@ if not redis.call('SET', KEYS[1], record, 'PXAT', int(expires), 'NX') then
   return redis.error_reply('COLLISION session handle already exists')
 end
 
-local revoked, ended = {}, 0
-if cap > 0 then
-  -- Ended members do not count; beyond the cap go the live sessions that end first, the
-  -- oldest first among those that end in the same millisecond.
-  local dead, live, ends, created = {}, {}, {}, {}
-  for i, member in ipairs(existing) do
-    local stored = redis.call('GET', KEYS[3 + i])
-    if stored then
-      local other = parse(stored)
-      live[#live + 1] = i
-      ends[i], created[i] = expiry_of(other), other.created
-    else
-      dead[#dead + 1] = member
-    end
+-- Ended members do not count; beyond the cap go the live sessions that end first, the oldest
+-- first among those that end in the same millisecond.
+local dead, live, ends, created = {}, {}, {}, {}
+for i, member in ipairs(existing) do
+  local stored = redis.call('GET', KEYS[3 + i])
+  if stored then
+    local other = parse(stored)
+    live[#live + 1] = i
+    ends[i], created[i] = expiry_of(other), other.created
+  else
+    dead[#dead + 1] = member
   end
-  table.sort(live, function(a, b)
-    if ends[a] ~= ends[b] then return ends[a] < ends[b] end
-    return created[a] < created[b]
-  end)
-  remove_members(KEYS[2], dead)
-  local gone = {}
-  for n = 1, #live + 1 - cap do
-    local i = live[n]
-    redis.call('DEL', KEYS[3 + i])
-    gone[#gone + 1] = existing[i]
-    revoked[#revoked + 1] = ARGV[6 + 2 * i]
-  end
-  remove_members(KEYS[2], gone)
-  publish_revoked(KEYS[1], user_id_of(s), revoked, 'cap')
-  ended = #dead
 end
+table.sort(live, function(a, b)
+  if ends[a] ~= ends[b] then return ends[a] < ends[b] end
+  return created[a] < created[b]
+end)
+remove_members(KEYS[2], dead)
+local gone, revoked = {}, {}
+for n = 1, #live + 1 - cap do
+  local i = live[n]
+  redis.call('DEL', KEYS[3 + i])
+  gone[#gone + 1] = existing[i]
+  revoked[#revoked + 1] = ARGV[6 + 2 * i]
+end
+remove_members(KEYS[2], gone)
+publish_revoked(KEYS[1], user_id_of(s), revoked, 'cap')
 index_session(KEYS[2], ARGV[1], expires)
-return {record, revoked, ended}
+return {record, revoked, #dead}
 """#
 
     static let lookup = #"""

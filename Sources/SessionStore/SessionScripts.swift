@@ -3,6 +3,7 @@ import RedisClient
 /// The store's Redis scripts, each loaded once per server and run with EVALSHA.
 struct SessionScripts: Sendable {
     let create = Self.script("create", SessionScriptSource.create)
+    let createCapped = Self.script("create_capped", SessionScriptSource.createCapped)
     let lookup = Self.script("lookup", SessionScriptSource.lookup)
     let replaceData = Self.script("replace_data", SessionScriptSource.replaceData)
     let revoke = Self.script("revoke", SessionScriptSource.revoke)

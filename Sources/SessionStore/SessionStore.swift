@@ -170,14 +170,16 @@ public final class SessionStore: Service, Sendable {
             let token = SessionToken.generate(tag: tag)
             let handle = token.handle
             let stored = SessionRecord.stored(tail, handle: handle, userID: request.userID, keys: policy.dataKeys)
-            var keys = [sessionKey(handle), index, legacy]
+            var keys = [sessionKey(handle), index]
             var arguments = [
                 RedisArgument(handle.indexMember),
                 RedisArgument(request.idleTimeout ?? policy.idleTimeout),
                 RedisArgument(request.absoluteTimeout ?? policy.absoluteTimeout),
-                RedisArgument(Int(stored.first)), RedisArgument(userIDField + stored.bytes), RedisArgument(policy.maxSessionsPerUser),
+                RedisArgument(Int(stored.first)), RedisArgument(userIDField + stored.bytes),
             ]
             if capped {
+                keys.append(legacy)
+                arguments.append(RedisArgument(policy.maxSessionsPerUser))
                 let members = try await indexMembers(index, "0", "-1")
                 let handles = try self.handles(members, tag: tag)
                 keys += handles.map(sessionKey)
@@ -187,7 +189,7 @@ public final class SessionStore: Service, Sendable {
             }
             let reply: RESPValue
             do {
-                reply = try await redis.evaluate(scripts.create, keys: keys, arguments: arguments, replicated: false)
+                reply = try await redis.evaluate(capped ? scripts.createCapped : scripts.create, keys: keys, arguments: arguments, replicated: false)
             } catch let error as RedisClientError where SessionScriptRefusal(error) != nil {
                 if SessionScriptRefusal(error) == .legacyIndex { try await migrateLegacyIndex(tag: tag, userID: request.userID) }
                 continue
