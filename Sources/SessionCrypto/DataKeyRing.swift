@@ -59,7 +59,7 @@ public struct DataKeyRing: Sendable {
         var keys = [UInt8: [UInt8]]()
         var current: UInt8?
         for (number, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
-            let line = rawLine.trimmingSpaces()
+            let line = rawLine.trimmingASCIISpaces()
             if line.isEmpty || line.hasPrefix("#") { continue }
             var words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             let marked = words.count == 2 && words[1] == "current"
@@ -138,13 +138,4 @@ public struct DataKeyRingError: Error, Sendable, CustomStringConvertible {
     public let text: String
     public init(_ text: String) { self.text = text }
     public var description: String { text }
-}
-
-extension Substring {
-    fileprivate func trimmingSpaces() -> Substring {
-        var trimmed = self
-        while let first = trimmed.first, first == " " || first == "\t" { trimmed.removeFirst() }
-        while let last = trimmed.last, last == " " || last == "\t" { trimmed.removeLast() }
-        return trimmed
-    }
 }

@@ -94,12 +94,3 @@ public struct APIKeyRing: Sendable {
         return found
     }
 }
-
-extension StringProtocol {
-    func trimmingASCIISpaces() -> SubSequence {
-        var text = self[...]
-        while text.first == " " || text.first == "\t" { text = text.dropFirst() }
-        while text.last == " " || text.last == "\t" { text = text.dropLast() }
-        return text
-    }
-}

@@ -115,9 +115,9 @@ enum SessionRecord {
         if first < 0x80 { return try decodeFormat1(record, handle: handle) }
         guard first & 0xE0 == format2, first & 0x1F & ~knownFlags == 0 else { throw SessionStoreError.corruptRecord(handle) }
         var reader = Format2Reader(bytes: record, position: 1)
-        guard let version = reader.varint(), let created = reader.bigEndian(6), let sinceCreated = reader.varint(),
-              let idle = reader.varint(), let absolute = reader.varint(), let userID = reader.string()
-        else { throw SessionStoreError.corruptRecord(handle) }
+        guard let (version, created, sinceCreated, idle, absolute) = reader.numbers(), let userID = reader.string() else {
+            throw SessionStoreError.corruptRecord(handle)
+        }
         if first & sealed != 0 {
             guard let keys else {
                 guard reader.position < record.count else { throw SessionStoreError.corruptRecord(handle) }
@@ -154,10 +154,7 @@ enum SessionRecord {
         if first < 0x80 { return try decodeFormat1(record, handle: handle).userID }
         guard first & 0xE0 == format2 else { throw SessionStoreError.corruptRecord(handle) }
         var reader = Format2Reader(bytes: record, position: 1)
-        guard reader.varint() != nil, reader.bigEndian(6) != nil, reader.varint() != nil, reader.varint() != nil, reader.varint() != nil else {
-            throw SessionStoreError.corruptRecord(handle)
-        }
-        guard let userID = reader.string() else { throw SessionStoreError.corruptRecord(handle) }
+        guard reader.numbers() != nil, let userID = reader.string() else { throw SessionStoreError.corruptRecord(handle) }
         return userID
     }
 
@@ -180,6 +177,15 @@ enum SessionRecord {
             return nil
         }
 
+        /// The numbers after the first byte: version, created ms, last_seen − created ms, idle s,
+        /// absolute s.
+        mutating func numbers() -> (Int64, Int64, Int64, Int64, Int64)? {
+            guard let version = varint(), let created = bigEndian(6), let sinceCreated = varint(), let idle = varint(),
+                  let absolute = varint()
+            else { return nil }
+            return (version, created, sinceCreated, idle, absolute)
+        }
+
         mutating func bigEndian(_ width: Int) -> Int64? {
             guard width <= bytes.count - position else { return nil }
             defer { position += width }
@@ -192,6 +198,7 @@ enum SessionRecord {
             return String(decoding: bytes[position..<(position + Int(length))], as: UTF8.self)
         }
     }
+
     /// Format 1: `>I4 version, I6 created, I6 last_seen, I4 idle, I4 absolute`, then `>I2 I1 I2`
     /// lengths of user id, ip and user agent, the three strings, and data.
     private static func decodeFormat1(_ record: [UInt8], handle: SessionHandle) throws -> Session {

@@ -413,8 +413,8 @@ public final class SessionStore: Service, Sendable {
     private func revoke(handle: SessionHandle, reason: RevocationReason) async throws -> Bool {
         // Dropped from this process's near cache whatever the outcome, even a 503 after the
         // script ran (an unconfirmed replica) and the retry that finds the record gone.
-        defer { redis.forgetNear([sessionKey(handle)]) }
         let key = sessionKey(handle)
+        defer { redis.forgetNear([key]) }
         let read = try await redis.send(RedisCommand("GET", key), routingKey: key)
         guard let record = read.bytes else {
             // Perhaps an earlier attempt deleted it and then answered 503: confirm before a 2xx.
