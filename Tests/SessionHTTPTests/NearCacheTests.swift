@@ -126,10 +126,13 @@ import Testing
                 _ = try await lookups(server, second, count: 4)
                 return try await sample(server, "sessiond_near_cache_hits_total") > hits
             }
-            // A flush of another, empty database: Redis invalidates every tracking client on any
-            // flush, so the cache drops while the sessions stay, and nothing of the test is wiped.
+            // A flush of another, empty database of this test's own throw-away redis-server
+            // (`withRelayedServer`): Redis invalidates every tracking client on any flush, so the
+            // cache drops while the sessions stay. The database is checked empty first, so the
+            // flush removes nothing, here or anywhere else.
             let beforeFlush = try await sample(server, "sessiond_near_cache_flushes_total")
             _ = try await redis.send(RedisCommand("SELECT", "1"))
+            #expect(try await redis.send(RedisCommand("DBSIZE")).integer == 0)
             _ = try await redis.send(RedisCommand("FLUSHDB"))
             try await eventually { try await sample(server, "sessiond_near_cache_flushes_total") > beforeFlush }
             #expect(try await sample(server, "sessiond_near_cache_entries") == 0)
