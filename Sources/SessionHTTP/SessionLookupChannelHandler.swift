@@ -70,90 +70,34 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         let route: FastRoute
     }
 
-    private enum Mode {
-        /// Reading request heads from `pending`.
-        case scanning
-        /// A request for the router (or the hand-over), waiting for the answers before it.
-        case holding(Next)
-        /// A request's bytes going to NIO's parser; fast answers wait for the router's answer.
-        case routing(bytesLeft: Int, answerEnded: Bool)
-        /// NIO's parser has the connection.
-        case handedOver
-        /// A lookup asked to close: nothing after it is read.
-        case closing
-    }
-
-    private enum Next {
-        case route(length: Int)
-        case handOver
-    }
-
-    /// A lookup's answer, in request order; `bytes` is nil until it is ready.
-    private struct PendingAnswer {
-        var bytes: ByteBuffer?
-        let closes: Bool
-    }
-
-    /// Most lookups in progress on one connection; a client pipelining more waits (reads stop).
-    private static let maxAnswersInProgress = 32
-    /// Most unread bytes held; beyond it reads stop until the requests in them are served.
-    private static let maxPendingBytes = 64 * 1024
-
     private let shared: Shared
     private let activity: IdleConnectionHandler
-    private var mode = Mode.scanning
-    private var pending = ByteBuffer()
-    private var answers = CircularBuffer<PendingAnswer>(initialCapacity: 4)
-    /// The sequence number of `answers.first`.
-    private var firstSequence = 0
-    private var isScanning = false
-    private var readHeld = false
-    private var inputClosed = false
-    private var quiescing = false
+    /// The connection's state; this handler carries out its actions.
+    private var connection: FastPathStateMachine
+    /// Set while actions are carried out: an event they cause (an answer ready at once, the
+    /// router's answer ending) queues its actions behind them rather than nesting.
+    private var isPerforming = false
     /// The last Authorization value that passed here, and its role. A keep-alive client (or a
     /// proxy's upstream connection) sends the same key with every request, and hashing it each
     /// time was 3 % of a lookup. Compared in constant time: a proxy's connection may carry
     /// several clients' keys.
     private var authorized: (header: String, role: Role)?
-    /// A create whose head is read and whose body is still arriving: its head is not scanned
-    /// again on every read.
-    private var awaitedCreate: HTTP1RequestScanner.Create?
 
     /// `activity` is the connection's idle timer, told of each request answered here.
     init(shared: Shared, activity: IdleConnectionHandler) {
         self.shared = shared
         self.activity = activity
+        connection = FastPathStateMachine(bodyLimit: shared.bodyLimit)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        mode = .closing
-        pending.clear()
-        answers.removeAll()
-        awaitedCreate = nil
+        connection.closed()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var bytes = unwrapInboundIn(data)
-        switch mode {
-        case .handedOver:
-            context.fireChannelRead(data)
-            return
-        case .closing:
-            return
-        case .scanning, .holding, .routing:
-            break
-        }
-        if pending.readableBytes == 0 {
-            pending = bytes
-        } else {
-            pending.writeBuffer(&bytes)
-        }
-        if case .routing = mode {
-            forwardRouted(context: context)
-        } else {
-            scanPending(context: context)
-        }
+        connection.read(unwrapInboundIn(data))
+        performActions(context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -161,41 +105,20 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        switch (event, mode) {
-        case (_, .handedOver):
-            context.fireUserInboundEventTriggered(event)
-        case (let event as ChannelEvent, _) where event == .inputClosed:
-            // The client has sent everything: what is complete is still answered; then the
-            // router's side hears of it (and closes).
-            inputClosed = true
-            if case .routing(let bytesLeft, _) = mode, bytesLeft > 0 {
-                // The routed request's body can no longer arrive: the router hears of the end
-                // now (and closes), or the request would hold the connection for ever.
-                context.fireUserInboundEventTriggered(event)
-            }
-            finishIfIdle(context: context)
-        case (is ChannelShouldQuiesceEvent, .routing):
-            // The router's side closes after the answer it is writing.
-            quiescing = true
-            context.fireUserInboundEventTriggered(event)
-        case (is ChannelShouldQuiesceEvent, _):
-            // Shutting down: no new request is read; the connection closes once the answers
-            // read so far are written.
-            quiescing = true
-            finishIfIdle(context: context)
+        switch event {
+        case let event as ChannelEvent where event == .inputClosed:
+            connection.inputEnded()
+        case is ChannelShouldQuiesceEvent:
+            connection.quiesce()
         default:
             context.fireUserInboundEventTriggered(event)
+            return
         }
+        performActions(context: context)
     }
 
     func read(context: ChannelHandlerContext) {
-        if case .handedOver = mode {
-            context.read()
-        } else if answers.count >= Self.maxAnswersInProgress || pending.readableBytes >= Self.maxPendingBytes {
-            readHeld = true
-        } else {
-            context.read()
-        }
+        if connection.mayRead() { context.read() }
     }
 
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
@@ -204,131 +127,52 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             return
         }
         promise?.succeed()
-        if case .routing(let bytesLeft, _) = mode {
-            mode = .routing(bytesLeft: bytesLeft, answerEnded: true)
-            forwardRouted(context: context)
-        }
+        connection.routerAnswerEnded()
+        performActions(context: context)
     }
 
-    // MARK: - Reading requests
-
-    private func scanPending(context: ChannelHandlerContext) {
-        // Answers that are ready at once would come back here; the loop below goes on instead.
-        guard !isScanning else { return }
-        isScanning = true
-        defer { isScanning = false }
-        scan: while case .scanning = mode, !quiescing, answers.count < Self.maxAnswersInProgress, pending.readableBytes > 0 {
-            switch awaitedCreate.map(HTTP1RequestScanner.Result.create) ?? HTTP1RequestScanner.scan(pending) {
-            case .incomplete:
-                break scan
-            case .unsupported:
-                mode = .holding(.handOver)
-                releaseHeld(context: context)
-            case .other(let length):
-                mode = .holding(.route(length: length))
-                releaseHeld(context: context)
-            case .lookup(let lookup):
-                pending.moveReaderIndex(forwardBy: lookup.length)
-                if lookup.closes { mode = .closing }
-                answer(lookup, context: context)
-            case .create(let create) where create.bodyLength > shared.bodyLimit:
-                // Over the router's limit (a small `SESSIOND_MAX_DATA_BYTES`): it answers 413.
-                mode = .holding(.route(length: create.headLength + create.bodyLength))
-                releaseHeld(context: context)
-            case .create(let create):
-                // The body may still be on its way; reads go on (it is far below the limit).
-                guard pending.readableBytes >= create.headLength + create.bodyLength else {
-                    awaitedCreate = create
-                    break scan
-                }
-                awaitedCreate = nil
-                pending.moveReaderIndex(forwardBy: create.headLength)
-                let body = pending.readBytes(length: create.bodyLength) ?? []
-                if create.closes { mode = .closing }
-                answer(create, body: body, context: context)
+    /// Carries out the state machine's actions, in order.
+    private func performActions(context: ChannelHandlerContext) {
+        guard !isPerforming else { return }
+        isPerforming = true
+        defer { isPerforming = false }
+        while let action = connection.nextAction() {
+            switch action {
+            case .answerLookup(let lookup, let sequence):
+                answer(lookup, exchange: begin(shared.lookupRoute, sequence: sequence), context: context)
+            case .answerCreate(let create, let body, let sequence):
+                answer(create, body: body, exchange: begin(shared.createRoute, sequence: sequence), context: context)
+            case .forward(let bytes, let completesRead):
+                context.fireChannelRead(wrapInboundOut(bytes))
+                if completesRead { context.fireChannelReadComplete() }
+            case .forwardInputClosed:
+                context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            case .forwardQuiesce:
+                context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            case .write(let bytes):
+                activity.answerEnded()
+                context.write(wrapOutboundOut(bytes), promise: nil)
+            case .writeAndClose(let bytes):
+                activity.answerEnded()
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in channel.close(promise: nil) }
+            case .flush:
+                context.flush()
+            case .read:
+                context.read()
             }
         }
-        finishIfIdle(context: context)
-        resumeReading(context: context)
-    }
-
-    /// Passes the held request (or the whole connection) to NIO's parser once no fast answer
-    /// is waiting before it.
-    private func releaseHeld(context: ChannelHandlerContext) {
-        guard case .holding(let next) = mode, answers.isEmpty else { return }
-        if quiescing {
-            // Not started before the shutdown began: not served, as the router does too.
-            mode = .closing
-            context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-            return
-        }
-        switch next {
-        case .route(let length):
-            mode = .routing(bytesLeft: length, answerEnded: false)
-            forwardRouted(context: context)
-        case .handOver:
-            mode = .handedOver
-            if pending.readableBytes > 0 {
-                context.fireChannelRead(wrapInboundOut(pending))
-                pending = ByteBuffer()
-                context.fireChannelReadComplete()
-            }
-            if inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
-            resumeReading(context: context)
-        }
-    }
-
-    /// Gives NIO's parser the routed request's bytes as they come; reads on from the next
-    /// request once they are all given and the router's answer has ended.
-    private func forwardRouted(context: ChannelHandlerContext) {
-        guard case .routing(var bytesLeft, let answerEnded) = mode else { return }
-        let count = min(bytesLeft, pending.readableBytes)
-        if count > 0, let bytes = pending.readSlice(length: count) {
-            bytesLeft -= count
-            mode = .routing(bytesLeft: bytesLeft, answerEnded: answerEnded)
-            context.fireChannelRead(wrapInboundOut(bytes))
-            context.fireChannelReadComplete()
-        }
-        guard case .routing = mode else { return }
-        if bytesLeft == 0 && answerEnded {
-            mode = .scanning
-            scanPending(context: context)
-        } else {
-            resumeReading(context: context)
-        }
-    }
-
-    /// After the client's end of input or a shutdown, once nothing is left to answer here:
-    /// the router's side is told, and closes the connection.
-    private func finishIfIdle(context: ChannelHandlerContext) {
-        guard answers.isEmpty, case .scanning = mode else { return }
-        if quiescing {
-            mode = .closing
-            context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-        } else if inputClosed {
-            mode = .holding(.handOver)
-            releaseHeld(context: context)
-        }
-    }
-
-    private func resumeReading(context: ChannelHandlerContext) {
-        guard readHeld, answers.count < Self.maxAnswersInProgress, pending.readableBytes < Self.maxPendingBytes else { return }
-        readHeld = false
-        context.read()
     }
 
     // MARK: - Answering lookups
 
-    /// Queues the place of a request's answer.
-    private func begin(_ route: FastRoute, closes: Bool) -> Exchange {
-        let exchange = Exchange(sequence: firstSequence + answers.count, requestID: RequestID.next(), start: NIODeadline.now(), route: route)
-        answers.append(PendingAnswer(bytes: nil, closes: closes))
+    /// A request the state machine gave this handler to answer: timed, and told to the idle timer.
+    private func begin(_ route: FastRoute, sequence: Int) -> Exchange {
         activity.requestStarted()
-        return exchange
+        return Exchange(sequence: sequence, requestID: RequestID.next(), start: NIODeadline.now(), route: route)
     }
 
-    private func answer(_ lookup: HTTP1RequestScanner.Lookup, context: ChannelHandlerContext) {
-        let exchange = begin(shared.lookupRoute, closes: lookup.closes)
+    private func answer(_ lookup: HTTP1RequestScanner.Lookup, exchange: Exchange, context: ChannelHandlerContext) {
         let role: Role
         do throws(APIError) {
             role = try authorize(lookup.credentials.authorization, .reader)
@@ -362,8 +206,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     }
 
     /// A create, checked as the router's handler checks it; the store's work runs in a task.
-    private func answer(_ create: HTTP1RequestScanner.Create, body: [UInt8], context: ChannelHandlerContext) {
-        let exchange = begin(shared.createRoute, closes: create.closes)
+    private func answer(_ create: HTTP1RequestScanner.Create, body: [UInt8], exchange: Exchange, context: ChannelHandlerContext) {
         let request: NewSession
         do {
             _ = try authorize(create.authorization, .app)
@@ -448,40 +291,8 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             requestID: exchange.requestID, method: exchange.route.method, route: exchange.route.path,
             status: status.code, elapsed: elapsed, handle: handle
         )
-        let index = exchange.sequence - firstSequence
-        // The connection closed meanwhile: nothing is waiting for this answer any more.
-        guard index >= 0, index < answers.count else { return }
-        answers[answers.index(answers.startIndex, offsetBy: index)].bytes = render(context.channel.allocator)
-        writeReadyAnswers(context: context)
-    }
-
-    /// Writes the answers that are ready, in request order, and reads on when none is left.
-    private func writeReadyAnswers(context: ChannelHandlerContext) {
-        var wrote = false
-        while let first = answers.first, let bytes = first.bytes {
-            answers.removeFirst()
-            firstSequence += 1
-            activity.answerEnded()
-            wrote = true
-            if first.closes {
-                let channel = context.channel
-                context.writeAndFlush(wrapOutboundOut(bytes)).whenComplete { _ in channel.close(promise: nil) }
-                answers.removeAll()
-                return
-            }
-            context.write(wrapOutboundOut(bytes), promise: nil)
-        }
-        guard wrote else { return }
-        context.flush()
-        if answers.isEmpty {
-            if case .holding = mode {
-                releaseHeld(context: context)
-            } else {
-                scanPending(context: context)
-            }
-        } else {
-            resumeReading(context: context)
-        }
+        connection.answerReady(render(context.channel.allocator), sequence: exchange.sequence)
+        performActions(context: context)
     }
 }
 
