@@ -11,7 +11,7 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     public var headers: HTTPFields { extraHeaders }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        Response(status: status, headers: responseHeaders, body: .init(byteBuffer: body))
+        answer.response
     }
 
     /// `{"error": code, "message": text}`.
@@ -24,11 +24,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         return json.buffer
     }
 
-    var responseHeaders: HTTPFields {
-        var headers = extraHeaders
-        headers[.contentType] = "application/json"
-        headers[.cacheControl] = "no-store"
-        return headers
+    var answer: JSONAnswer {
+        JSONAnswer(status: status, body: body, extraHeaders: extraHeaders)
     }
 
     static func invalidRequest(_ message: String) -> APIError {

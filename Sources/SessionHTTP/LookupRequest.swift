@@ -19,22 +19,9 @@ enum LookupRequest {
     /// The answer when the token names no live session.
     static let noSession = APIError.invalidSession("session is unknown, expired or revoked")
 
-    /// The 200 answer's headers: identity for `auth_request`, the version as ETag.
-    static func headers(for session: Session) -> HTTPFields {
-        [
-            .contentType: "application/json", .cacheControl: "no-store",
-            .sessionHandle: session.handle.encoded, .eTag: "\"\(session.version)\"", .sessionUserID: session.userID,
-        ]
-    }
-
-    /// The same headers as raw HTTP/1.1 lines, for the fast path (building `HTTPFields` and
-    /// checking each value cost a visible share of a lookup). User ids carry no control
-    /// characters (`SessionRequests.userID`). `LookupFastPathTests` checks that both agree.
-    static func writeHeaders(for session: Session, into buffer: inout ByteBuffer) {
-        HTTP1ResponseBytes.writeSessionHeaders(for: session, into: &buffer)
-        buffer.writeStaticString("X-Session-User-Id: ")
-        buffer.writeString(session.userID)
-        buffer.writeStaticString("\r\n")
+    /// The 200 answer: the session, with its identity headers for `auth_request`.
+    static func answer(_ session: Session) -> JSONAnswer {
+        JSONAnswer(status: .ok, body: SessionJSON.render(session), session: session, namesUser: true)
     }
 }
 

@@ -249,12 +249,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             respond(error: LookupRequest.noSession, exchange, context: context)
             return
         }
-        let body = SessionJSON.render(session)
-        finish(exchange, status: .ok, handle: session.handle.encoded, context: context) { allocator in
-            HTTP1ResponseBytes.render(
-                status: .ok, body: body, requestID: exchange.requestID, serverName: shared.serverName, allocator: allocator
-            ) { LookupRequest.writeHeaders(for: session, into: &$0) }
-        }
+        finish(exchange, LookupRequest.answer(session), context: context)
     }
 
     /// The new session with its token, as the router's create handler answers it.
@@ -262,36 +257,24 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         let session = created.session
         let token = created.token.encoded
         let body = SessionJSON.render(session, token: token, setCookie: shared.cookie.set(token: token, session: session))
-        finish(exchange, status: .created, handle: session.handle.encoded, context: context) { allocator in
-            HTTP1ResponseBytes.render(
-                status: .created, body: body, requestID: exchange.requestID, serverName: shared.serverName, allocator: allocator
-            ) { HTTP1ResponseBytes.writeSessionHeaders(for: session, into: &$0) }
-        }
+        finish(exchange, JSONAnswer(status: .created, body: body, session: session), context: context)
     }
 
     private func respond(error: APIError, _ exchange: Exchange, context: ChannelHandlerContext) {
-        finish(exchange, status: error.status, handle: nil, context: context) { allocator in
-            HTTP1ResponseBytes.render(
-                status: error.status, body: error.body, requestID: exchange.requestID, serverName: shared.serverName, allocator: allocator
-            ) { buffer in
-                for field in error.responseHeaders { HTTP1ResponseBytes.write(field, into: &buffer) }
-            }
-        }
+        finish(exchange, error.answer, context: context)
     }
 
     /// Logs and counts the answer as `RequestLogMiddleware` does, then renders it and writes
     /// it in its turn.
-    private func finish(
-        _ exchange: Exchange, status: HTTPResponse.Status, handle: String?, context: ChannelHandlerContext,
-        render: (ByteBufferAllocator) -> ByteBuffer
-    ) {
+    private func finish(_ exchange: Exchange, _ answer: JSONAnswer, context: ChannelHandlerContext) {
         let elapsed = NIODeadline.now() - exchange.start
-        exchange.route.metrics.record(status: status.code, nanoseconds: elapsed.nanoseconds)
+        exchange.route.metrics.record(status: answer.status.code, nanoseconds: elapsed.nanoseconds)
         shared.requestLog.record(
             requestID: exchange.requestID, method: exchange.route.method, route: exchange.route.path,
-            status: status.code, elapsed: elapsed, handle: handle
+            status: answer.status.code, elapsed: elapsed, handle: answer.handle
         )
-        connection.answerReady(render(context.channel.allocator), sequence: exchange.sequence)
+        let bytes = answer.bytes(requestID: exchange.requestID, serverName: shared.serverName, allocator: context.channel.allocator)
+        connection.answerReady(bytes, sequence: exchange.sequence)
         performActions(context: context)
     }
 }
@@ -299,49 +282,3 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
 /// Sent (outbound) by `IdleConnectionHandler` when the router's answer to a request has been
 /// written, so the fast path in front of NIO's parser may read the next request.
 struct RouterAnswerEnded: Sendable {}
-
-/// An HTTP/1.1 answer as bytes, with the headers every answer carries.
-enum HTTP1ResponseBytes {
-    /// The status line, the answer's own headers (`writeHeaders`), then request id, date,
-    /// server and length, as the router's path adds them.
-    static func render(
-        status: HTTPResponse.Status, body: ByteBuffer, requestID: String, serverName: String, allocator: ByteBufferAllocator,
-        writeHeaders: (inout ByteBuffer) -> Void
-    ) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 320 + body.readableBytes)
-        buffer.writeStaticString("HTTP/1.1 ")
-        buffer.writeString(String(status.code))
-        buffer.writeStaticString(" ")
-        buffer.writeString(status.reasonPhrase)
-        buffer.writeStaticString("\r\n")
-        writeHeaders(&buffer)
-        buffer.writeStaticString("X-Request-Id: ")
-        buffer.writeString(requestID)
-        buffer.writeStaticString("\r\nDate: ")
-        buffer.writeString(HTTPDate.now())
-        buffer.writeStaticString("\r\nServer: ")
-        buffer.writeString(serverName)
-        buffer.writeStaticString("\r\nContent-Length: ")
-        buffer.writeString(String(body.readableBytes))
-        buffer.writeStaticString("\r\n\r\n")
-        buffer.writeImmutableBuffer(body)
-        return buffer
-    }
-
-    /// The headers of an answer that carries a session, as `SessionRoutes.json(_:_:session:)`
-    /// sets them: type, no caching, handle and version.
-    static func writeSessionHeaders(for session: Session, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("Content-Type: application/json\r\nCache-Control: no-store\r\nX-Session-Handle: ")
-        buffer.writeString(session.handle.encoded)
-        buffer.writeStaticString("\r\nETag: \"")
-        buffer.writeString(String(session.version))
-        buffer.writeStaticString("\"\r\n")
-    }
-
-    static func write(_ field: HTTPField, into buffer: inout ByteBuffer) {
-        buffer.writeString(field.name.rawName)
-        buffer.writeStaticString(": ")
-        buffer.writeString(field.value)
-        buffer.writeStaticString("\r\n")
-    }
-}

@@ -75,7 +75,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
             guard let session = try await store.lookup(try sessionToken(request), touch: touch) else {
                 throw LookupRequest.noSession
             }
-            return Response(status: .ok, headers: LookupRequest.headers(for: session), body: .init(byteBuffer: SessionJSON.render(session)))
+            return LookupRequest.answer(session).response
         } catch let error as APIError where error.code == LookupRequest.noSession.code {
             // The route's authorization passed, so the key has a role.
             if let role = try? keys.authorize(request.headers[.authorization], .reader) { metrics.recordInvalidSessionLookup(role: role) }
@@ -279,12 +279,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     // MARK: responses
 
     private func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, session: Session? = nil) -> Response {
-        var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
-        if let session {
-            headers[.sessionHandle] = session.handle.encoded
-            headers[.eTag] = "\"\(session.version)\""
-        }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+        JSONAnswer(status: status, body: body, session: session).response
     }
 
     private func revokeAnswer(_ revoked: Bool, handle: SessionHandle) -> Response {
@@ -293,8 +288,6 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         json.key("revoked"); json.bool(revoked)
         json.key("clear_cookie"); json.string(cookie.clear)
         json.endObject()
-        var response = self.json(.ok, json.buffer)
-        response.headers[.sessionHandle] = handle.encoded
-        return response
+        return JSONAnswer(status: .ok, body: json.buffer, extraHeaders: [.sessionHandle: handle.encoded]).response
     }
 }
