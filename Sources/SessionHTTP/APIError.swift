@@ -40,6 +40,9 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         APIError(status: .forbidden, code: "forbidden", message: message)
     }
 
+    /// The answer when a token names no live session, whatever the operation.
+    static let noSession = invalidSession("session is unknown, expired or revoked")
+
     static func invalidSession(_ message: String) -> APIError {
         APIError(status: .unauthorized, code: "invalid_session", message: message)
     }

@@ -16,9 +16,6 @@ enum LookupRequest {
         }
     }
 
-    /// The answer when the token names no live session.
-    static let noSession = APIError.invalidSession("session is unknown, expired or revoked")
-
     /// The 200 answer: the session, with its identity headers for `auth_request`.
     static func answer(_ session: Session) -> JSONAnswer {
         JSONAnswer(status: .ok, body: SessionJSON.render(session), session: session, namesUser: true)

@@ -15,11 +15,10 @@ import SessionStore
 /// `SessionStore.create` as the router's handler, in a task, without the router's per-request
 /// machinery, which was most of a create's cost.
 ///
-/// Every other request goes, bytes unchanged, to NIO's parser and the router, one at a time: it
-/// is passed on once the answers before it are written, and the fast path reads on only once
-/// the router's answer has ended (`RouterAnswerEnded`). Answers therefore leave in request
-/// order, pipelined or not. A request the scanner cannot frame hands the connection to NIO's
-/// parser for good.
+/// Every other request goes, bytes unchanged, to NIO's parser and the router, one at a time,
+/// in request order. Which request goes where and when, and when reads pause, is decided by
+/// the connection's `FastPathStateMachine`; this handler carries out its actions, and answers
+/// the requests it is given with a `JSONAnswer`.
 final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -188,7 +187,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             token = try shared.cookie.token(header: lookup.credentials.sessionToken, cookies: lookup.credentials.cookies)
         } catch {
             // A malformed or missing token counts as an invalid-session lookup too.
-            if error.code == LookupRequest.noSession.code { shared.metrics.recordInvalidSessionLookup(role: role) }
+            if error.code == APIError.noSession.code { shared.metrics.recordInvalidSessionLookup(role: role) }
             respond(error: error, exchange, context: context)
             return
         }
@@ -246,7 +245,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     private func respond(found session: Session?, role: Role, _ exchange: Exchange, context: ChannelHandlerContext) {
         guard let session else {
             shared.metrics.recordInvalidSessionLookup(role: role)
-            respond(error: LookupRequest.noSession, exchange, context: context)
+            respond(error: APIError.noSession, exchange, context: context)
             return
         }
         finish(exchange, LookupRequest.answer(session), context: context)

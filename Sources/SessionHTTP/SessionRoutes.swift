@@ -73,10 +73,10 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     private func answerLookup(_ request: Request, touch: Bool) async throws -> Response {
         do {
             guard let session = try await store.lookup(try sessionToken(request), touch: touch) else {
-                throw LookupRequest.noSession
+                throw APIError.noSession
             }
             return LookupRequest.answer(session).response
-        } catch let error as APIError where error.code == LookupRequest.noSession.code {
+        } catch let error as APIError where error.code == APIError.noSession.code {
             // The route's authorization passed, so the key has a role.
             if let role = try? keys.authorize(request.headers[.authorization], .reader) { metrics.recordInvalidSessionLookup(role: role) }
             throw error
@@ -92,7 +92,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         case .updated(let session):
             return json(.ok, SessionJSON.render(session), session: session)
         case .noSession:
-            throw APIError.invalidSession("session is unknown, expired or revoked")
+            throw APIError.noSession
         case .versionMismatch(let current):
             throw APIError(status: .preconditionFailed, code: "precondition_failed",
                            message: "If-Match does not match the session version", extraHeaders: [.eTag: "\"\(current)\""])
@@ -111,7 +111,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     @Sendable func rotate(_ request: Request, _ context: Context) async throws -> Response {
         try queryParameters(request, allowed: [])
         guard let rotated = try await store.rotate(try sessionToken(request)) else {
-            throw APIError.invalidSession("session is unknown, expired or revoked")
+            throw APIError.noSession
         }
         let token = rotated.token.encoded
         let payload = SessionJSON.render(rotated.session, token: token, setCookie: cookie.set(token: token, session: rotated.session))
