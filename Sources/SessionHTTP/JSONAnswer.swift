@@ -28,7 +28,7 @@ struct JSONAnswer {
         write(.cacheControl, "no-store")
         if let session {
             write(.sessionHandle, session.handle.encoded)
-            write(.eTag, "\"\(session.version)\"")
+            write(.eTag, "\"" + String(session.version) + "\"")
             if namesUser { write(.sessionUserID, session.userID) }
         }
         if let extraHeaders {

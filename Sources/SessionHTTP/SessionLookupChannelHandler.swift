@@ -72,7 +72,9 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     private let shared: Shared
     private let activity: IdleConnectionHandler
     /// The connection's state; this handler carries out its actions.
-    private var connection: FastPathStateMachine
+    /// Only this handler touches it, on its event loop: the exclusivity checks of a class
+    /// property, on every action, are skipped.
+    @exclusivity(unchecked) private var connection: FastPathStateMachine
     /// Set while actions are carried out: an event they cause (an answer ready at once, the
     /// router's answer ending) queues its actions behind them rather than nesting.
     private var isPerforming = false
