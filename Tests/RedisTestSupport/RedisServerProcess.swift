@@ -19,12 +19,15 @@ import Darwin
 public final class RedisServerProcess: Sendable {
     public let port: Int
     let extraArgs: [String]
+    /// The port takes TLS connections only (`--port 0 --tls-port <port>`).
+    let tls: Bool
     let directory: URL
     private let process = Mutex<Process?>(nil)
 
-    private init(port: Int, extraArgs: [String], directory: URL) {
+    private init(port: Int, extraArgs: [String], tls: Bool, directory: URL) {
         self.port = port
         self.extraArgs = extraArgs
+        self.tls = tls
         self.directory = directory
     }
 
@@ -40,8 +43,9 @@ public final class RedisServerProcess: Sendable {
     public var url: String { "redis://127.0.0.1:\(port)/0" }
 
     /// Starts a server on `port`, or on a free port (retrying when another process takes the
-    /// port first), and waits until it accepts TCP connections.
-    public static func start(port: Int? = nil, extraArgs: [String] = []) async throws -> RedisServerProcess {
+    /// port first), and waits until it says it is ready. With `tls`, the port takes TLS
+    /// connections only; `extraArgs` name the certificates.
+    public static func start(port: Int? = nil, extraArgs: [String] = [], tls: Bool = false) async throws -> RedisServerProcess {
         var lastError: (any Error)?
         for _ in 0..<(port == nil ? 5 : 1) {
             let chosen: Int
@@ -49,7 +53,7 @@ public final class RedisServerProcess: Sendable {
             let directory = FileManager.default.temporaryDirectory
                 .appendingPathComponent("sessiond-redis-test-\(UUID().uuidString)", isDirectory: true)
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let server = RedisServerProcess(port: chosen, extraArgs: extraArgs, directory: directory)
+            let server = RedisServerProcess(port: chosen, extraArgs: extraArgs, tls: tls, directory: directory)
             do {
                 try await server.launch()
                 return server
@@ -125,8 +129,8 @@ public final class RedisServerProcess: Sendable {
         // (scripts/test-valkey: valkey-server).
         let executable = try ProcessInfo.processInfo.environment["SESSIOND_TEST_REDIS_SERVER"].map { URL(fileURLWithPath: $0) }
             ?? Self.findExecutable("redis-server")
-        let arguments = [
-            "--port", String(port),
+        let listening = tls ? ["--port", "0", "--tls-port", String(port)] : ["--port", String(port)]
+        let arguments = listening + [
             "--bind", "127.0.0.1",
             "--dir", directory.path,
             "--save", "",
@@ -134,6 +138,10 @@ public final class RedisServerProcess: Sendable {
             "--daemonize", "no",
             "--logfile", logFile.path,
         ] + extraArgs
+        // Readiness is the server's own log line, not a TCP connect: under a parallel suite another
+        // process may take the port first, and its listener would answer the connect. A restart
+        // appends to the same log, so only a line after the earlier ones counts.
+        let readyBefore = readyLines()
         try process.withLock { process in
             let new = Process()
             new.executableURL = executable
@@ -150,11 +158,17 @@ public final class RedisServerProcess: Sendable {
                 kill()
                 throw RedisServerError("redis-server on port \(port) exited during start-up\n\(logTail())")
             }
-            if await Self.acceptsConnections(port: port) { return }
+            if readyLines() > readyBefore { return }
             try await Task.sleep(for: .milliseconds(20))
         }
         kill()
-        throw RedisServerError("redis-server on port \(port) did not accept connections within 10 s\n\(logTail())")
+        throw RedisServerError("redis-server on port \(port) was not ready within 10 s\n\(logTail())")
+    }
+
+    /// How many times the log says the server is ready (it does once its ports are bound).
+    private func readyLines() -> Int {
+        guard let text = try? String(contentsOf: logFile, encoding: .utf8) else { return 0 }
+        return text.components(separatedBy: "Ready to accept connections").count - 1
     }
 
     private func logTail() -> String {
@@ -171,20 +185,6 @@ public final class RedisServerProcess: Sendable {
         try await channel.close()
         guard let port else { throw RedisServerError("could not pick a free port") }
         return port
-    }
-
-    /// True when something accepts a TCP connection on 127.0.0.1:`port`.
-    public static func acceptsConnections(port: Int) async -> Bool {
-        do {
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.milliseconds(250))
-                .connect(host: "127.0.0.1", port: port)
-                .get()
-            try? await channel.close()
-            return true
-        } catch {
-            return false
-        }
     }
 
     static func findExecutable(_ name: String) throws -> URL {

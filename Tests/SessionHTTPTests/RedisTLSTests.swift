@@ -49,14 +49,13 @@ import Testing
         // Four RSA key generations and their waits: off the concurrency pool.
         let certificates = try await onOwnThread { try Certificates.make() }
         defer { try? FileManager.default.removeItem(at: certificates.directory) }
-        let port = try await RedisServerProcess.freePort()
-        let redis = try await RedisServerProcess.start(port: port, extraArgs: [
-            "--port", "0", "--tls-port", String(port), "--tls-cert-file", certificates.path("server.crt"),
+        let redis = try await RedisServerProcess.start(extraArgs: [
+            "--tls-cert-file", certificates.path("server.crt"),
             "--tls-key-file", certificates.path("server.key"), "--tls-ca-cert-file", certificates.path("ca.crt"),
             "--tls-auth-clients", "yes",
-        ])
+        ], tls: true)
         defer { redis.stop() }
-        let url = "rediss://127.0.0.1:\(port)/0"
+        let url = "rediss://127.0.0.1:\(redis.port)/0"
         let tls = [
             "SESSIOND_REDIS_TLS_CA_FILE": certificates.path("ca.crt"),
             "SESSIOND_REDIS_TLS_CERT_FILE": certificates.path("client.crt"),

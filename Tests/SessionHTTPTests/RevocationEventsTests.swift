@@ -1,10 +1,12 @@
 import Foundation
+import NIOPosix
 import RedisClient
+import Synchronization
 import Testing
 
 /// docs/events.md: every revocation, force-logout, rotation and cap eviction is published on
 /// `<prefix>events`, with handles and never a token, heard here by a real subscriber
-/// (`redis-cli SUBSCRIBE`) on the deployment under test.
+/// connection on the deployment under test.
 @Suite struct RevocationEventsTests {
     @Test func everyWayASessionEndsIsPublished() async throws {
         let user = "events-\(UUID().uuidString.prefix(8))"
@@ -49,31 +51,34 @@ import Testing
     }
 }
 
-/// `redis-cli SUBSCRIBE` writing to a file: one line per reply element.
-private struct Subscriber {
-    let process: Process
-    let output: URL
+/// A subscriber connection of the project's Redis client, in this process: each published
+/// payload is kept in order. (Not a `redis-cli SUBSCRIBE` child: launching one crashed inside
+/// Foundation's `Process.run` on a loaded CI machine.)
+private final class Subscriber: Sendable {
+    private let connection: RedisConnection
+    private let received: Received
+
+    private init(connection: RedisConnection, received: Received) {
+        self.connection = connection
+        self.received = received
+    }
 
     static func start(channel: String, topology: RedisTopologyConfiguration) async throws -> Subscriber {
         let (host, port) = try await address(of: topology)
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("events-\(UUID().uuidString).txt")
-        guard FileManager.default.createFile(atPath: output.path, contents: nil) else { throw TestSetupError("cannot create \(output.path)") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["redis-cli", "-h", host, "-p", String(port), "SUBSCRIBE", channel]
-        process.standardOutput = try FileHandle(forWritingTo: output)
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let subscriber = Subscriber(process: process, output: output)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while subscriber.lines().count < 3 {
-            guard ContinuousClock.now < deadline, process.isRunning else {
-                subscriber.stop()
-                throw TestSetupError("redis-cli did not subscribe to \(channel) at \(host):\(port)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
+        let received = Received()
+        let connection = try await RedisConnection.connect(
+            configuration: RedisConfiguration(host: host, port: port),
+            eventLoop: MultiThreadedEventLoopGroup.singleton.next()
+        ) { message in
+            guard case .array(let parts) = message, let payload = parts.last?.bytes else { return }
+            received.payloads.withLock { $0.append(String(decoding: payload, as: UTF8.self)) }
         }
-        return subscriber
+        let reply = try await connection.send(RedisCommand("SUBSCRIBE", RedisArgument(channel)))
+        guard case .array(let parts) = reply, parts.first?.bytes == Array("subscribe".utf8) else {
+            connection.close()
+            throw TestSetupError("SUBSCRIBE \(channel) at \(host):\(port) answered \(reply)")
+        }
+        return Subscriber(connection: connection, received: received)
     }
 
     /// A server of the deployment: any node hears a classic PUBLISH (a cluster's bus carries it
@@ -93,28 +98,22 @@ private struct Subscriber {
         }
     }
 
-    func lines() -> [String] {
-        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
-    }
-
     /// The payloads received so far, waiting up to 10 s for `count` of them.
     func messages(count: Int) async throws -> [String] {
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
-            // Three lines for the subscription, then three per message: "message", channel, payload.
-            let received = lines().dropFirst(3)
-            let payloads = stride(from: received.startIndex + 2, to: received.endIndex, by: 3).map { received[$0] }
+            let payloads = received.payloads.withLock { $0 }
             if payloads.count >= count || ContinuousClock.now >= deadline { return payloads }
             try await Task.sleep(for: .milliseconds(20))
         }
     }
 
     func stop() {
-        // SIGKILL: the test process ignores SIGTERM (ServiceLifecycle watches it), and children
-        // inherit that.
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        try? FileManager.default.removeItem(at: output)
+        connection.close()
     }
+}
+
+/// Where the subscriber's handler puts what it hears (the handler runs on the connection's loop).
+private final class Received: Sendable {
+    let payloads = Mutex<[String]>([])
 }
