@@ -27,19 +27,20 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
             response = try APIError.internalError().response(from: request, context: context)
         }
         response.headers[.requestID] = requestID
-        let elapsed = (ContinuousClock.now - start).nanoseconds
-        metrics.route(method: request.method.rawValue, path: context.endpointPath).record(status: response.status.code, nanoseconds: elapsed)
         log.record(
             requestID: requestID, method: request.method.rawValue, route: context.endpointPath ?? "unmatched",
-            status: response.status.code, elapsed: .nanoseconds(elapsed), handle: response.headers[.sessionHandle]
+            metrics: metrics.route(method: request.method.rawValue, path: context.endpointPath),
+            status: response.status.code, elapsed: .nanoseconds((ContinuousClock.now - start).nanoseconds),
+            handle: response.headers[.sessionHandle]
         )
         return response
     }
 }
 
-/// The request log line, the same from the router and from the lookup fast path. Made once
-/// per service: whether lines are written, and through which handler, is decided here rather
-/// than per request (a cast of the logger's handler per line showed in the profile).
+/// What is recorded of every answered request, the same from the router and from the lookup
+/// fast path: its route's metrics and its log line. Made once per service: whether lines are
+/// written, and through which handler, is decided here rather than per request (a cast of the
+/// logger's handler per line showed in the profile).
 struct RequestLog: Sendable {
     private let logger: Logger
     /// The JSON handler, when lines go straight to it (no extra metadata to merge).
@@ -52,7 +53,10 @@ struct RequestLog: Sendable {
         json = (logger.handler as? JSONLogHandler).flatMap { $0.writesRequestLines ? $0 : nil }
     }
 
-    func record(requestID: String, method: String, route: String, status: Int, elapsed: TimeAmount, handle: String?) {
+    func record(
+        requestID: String, method: String, route: String, metrics: RouteMetrics, status: Int, elapsed: TimeAmount, handle: String?
+    ) {
+        metrics.record(status: status, nanoseconds: elapsed.nanoseconds)
         // Built only when it will be written: at warning and above this costs one comparison.
         guard enabled else { return }
         if let json {

@@ -268,11 +268,10 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
     /// Logs and counts the answer as `RequestLogMiddleware` does, then renders it and writes
     /// it in its turn.
     private func finish(_ exchange: Exchange, _ answer: JSONAnswer, context: ChannelHandlerContext) {
-        let elapsed = NIODeadline.now() - exchange.start
-        exchange.route.metrics.record(status: answer.status.code, nanoseconds: elapsed.nanoseconds)
         shared.requestLog.record(
             requestID: exchange.requestID, method: exchange.route.method, route: exchange.route.path,
-            status: answer.status.code, elapsed: elapsed, handle: answer.handle
+            metrics: exchange.route.metrics, status: answer.status.code, elapsed: NIODeadline.now() - exchange.start,
+            handle: answer.handle
         )
         let bytes = answer.bytes(requestID: exchange.requestID, serverName: shared.serverName, allocator: context.channel.allocator)
         connection.answerReady(bytes, sequence: exchange.sequence)
