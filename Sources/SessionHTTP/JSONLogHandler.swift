@@ -23,24 +23,25 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = ByteBufferAllocator().buffer(capacity: 256)
-        line.writeStaticString("{\"ts\":\"")
+        var line = [UInt8]()
+        line.reserveCapacity(256)
+        line.append("{\"ts\":\"")
         RFC3339.write(milliseconds: Int64(Date().timeIntervalSince1970 * 1000), into: &line)
-        line.writeStaticString("\",\"level\":\"")
-        line.writeString(event.level.rawValue)
-        line.writeStaticString("\",\"logger\":")
+        line.append("\",\"level\":\"")
+        line.append(contentsOf: event.level.rawValue.utf8)
+        line.append("\",\"logger\":")
         JSONWriter.writeEscaped(label, into: &line)
-        line.writeStaticString(",\"msg\":")
+        line.append(",\"msg\":")
         JSONWriter.writeEscaped(event.message.description, into: &line)
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
-            line.writeStaticString(",")
+            line.append(",")
             JSONWriter.writeEscaped(key, into: &line)
-            line.writeStaticString(":")
+            line.append(":")
             Self.write(value, into: &line)
         }
-        line.writeStaticString("}\n")
+        line.append("}\n")
         output.write(line)
     }
 
@@ -52,82 +53,83 @@ public struct JSONLogHandler: LogHandler {
     /// `log(event:)` gives for `RequestLog`'s metadata (keys in order), without building and
     /// sorting a metadata dictionary on every request. Only when `writesRequestLines`.
     func logRequest(requestID: String, method: String, route: String, status: Int, nanoseconds: Int64, handle: String?) {
-        var line = ByteBufferAllocator().buffer(capacity: 256)
-        line.writeStaticString("{\"ts\":\"")
+        var line = [UInt8]()
+        line.reserveCapacity(256)
+        line.append("{\"ts\":\"")
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         RFC3339.write(milliseconds: Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000, into: &line)
-        line.writeStaticString("\",\"level\":\"info\",\"logger\":")
+        line.append("\",\"level\":\"info\",\"logger\":")
         JSONWriter.writeEscaped(label, into: &line)
-        line.writeStaticString(",\"msg\":\"request\",\"duration_ms\":")
+        line.append(",\"msg\":\"request\",\"duration_ms\":")
         Self.writeMilliseconds(nanoseconds: nanoseconds, into: &line)
         if let handle {
-            line.writeStaticString(",\"handle\":")
+            line.append(",\"handle\":")
             JSONWriter.writeEscaped(handle, into: &line)
         }
-        line.writeStaticString(",\"method\":")
+        line.append(",\"method\":")
         JSONWriter.writeEscaped(method, into: &line)
-        line.writeStaticString(",\"request_id\":")
+        line.append(",\"request_id\":")
         JSONWriter.writeEscaped(requestID, into: &line)
-        line.writeStaticString(",\"route\":")
+        line.append(",\"route\":")
         JSONWriter.writeEscaped(route, into: &line)
-        line.writeStaticString(",\"status\":")
-        line.writeString(String(status))
-        line.writeStaticString("}\n")
+        line.append(",\"status\":")
+        line.append(contentsOf: String(status).utf8)
+        line.append("}\n")
         output.write(line)
     }
 
     /// Milliseconds with three decimals (microseconds), as integers: `Double.description` went
     /// through `snprintf` on every request line.
-    static func writeMilliseconds(nanoseconds: Int64, into line: inout ByteBuffer) {
+    static func writeMilliseconds(nanoseconds: Int64, into line: inout [UInt8]) {
         let microseconds = max(0, nanoseconds) / 1000
-        line.writeString(String(microseconds / 1000))
+        line.append(contentsOf: String(microseconds / 1000).utf8)
         let fraction = Int(microseconds % 1000)
-        line.writeInteger(UInt8(ascii: "."))
-        line.writeInteger(UInt8(ascii: "0") + UInt8(fraction / 100))
-        line.writeInteger(UInt8(ascii: "0") + UInt8(fraction / 10 % 10))
-        line.writeInteger(UInt8(ascii: "0") + UInt8(fraction % 10))
+        line.append(UInt8(ascii: "."))
+        line.append(UInt8(ascii: "0") + UInt8(fraction / 100))
+        line.append(UInt8(ascii: "0") + UInt8(fraction / 10 % 10))
+        line.append(UInt8(ascii: "0") + UInt8(fraction % 10))
     }
 
-    private static func write(_ value: Logger.Metadata.Value, into line: inout ByteBuffer) {
+    private static func write(_ value: Logger.Metadata.Value, into line: inout [UInt8]) {
         switch value {
         case .string(let text):
             JSONWriter.writeEscaped(text, into: &line)
         case .stringConvertible(let convertible):
             if convertible is any BinaryInteger || convertible is Double || convertible is LogMilliseconds {
-                line.writeString(convertible.description)
+                line.append(contentsOf: convertible.description.utf8)
             } else {
                 JSONWriter.writeEscaped(convertible.description, into: &line)
             }
         case .array(let values):
-            line.writeStaticString("[")
+            line.append("[")
             for (index, element) in values.enumerated() {
-                if index > 0 { line.writeStaticString(",") }
+                if index > 0 { line.append(",") }
                 write(element, into: &line)
             }
-            line.writeStaticString("]")
+            line.append("]")
         case .dictionary(let values):
-            line.writeStaticString("{")
+            line.append("{")
             for (index, (key, element)) in values.sorted(by: { $0.key < $1.key }).enumerated() {
-                if index > 0 { line.writeStaticString(",") }
+                if index > 0 { line.append(",") }
                 JSONWriter.writeEscaped(key, into: &line)
-                line.writeStaticString(":")
+                line.append(":")
                 write(element, into: &line)
             }
-            line.writeStaticString("}")
+            line.append("}")
         }
     }
 }
 
 /// Where JSON log lines go: standard output, or a closure (tests capture the lines).
 public struct JSONLineOutput: Sendable {
-    private let sink: @Sendable (ByteBuffer) -> Void
+    private let sink: @Sendable ([UInt8]) -> Void
 
-    public init(_ sink: @escaping @Sendable (ByteBuffer) -> Void) {
+    public init(_ sink: @escaping @Sendable ([UInt8]) -> Void) {
         self.sink = sink
     }
 
-    func write(_ line: ByteBuffer) { sink(line) }
+    func write(_ line: [UInt8]) { sink(line) }
 
     /// Standard output, buffered: a write(2) per request line costs as much as a third of a
     /// lookup, so lines are gathered and written every 50 ms, or at once past 64 KiB. A crash
@@ -156,10 +158,9 @@ private final class BufferedStandardOutput: Sendable {
         flusher.start()
     }
 
-    func append(_ line: ByteBuffer) {
-        var line = line
+    func append(_ line: [UInt8]) {
         let full = pending.withLockedValue { buffer -> Bool in
-            buffer.writeBuffer(&line)
+            buffer.writeBytes(line)
             return buffer.readableBytes >= Self.flushThreshold
         }
         if full { flush() }

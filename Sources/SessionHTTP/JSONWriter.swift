@@ -1,31 +1,37 @@
 import NIOCore
 
-/// Writes JSON straight into a ByteBuffer. Responses are built on the hot path of every page
-/// view, so they skip Codable and its intermediate values.
+/// Writes JSON into a byte array, handed over as one ByteBuffer at the end. Responses are built
+/// on the hot path of every page view, so they skip Codable and its intermediate values, and
+/// they gather bytes in an array: each ByteBuffer write checks uniqueness and exclusivity, which
+/// cost a visible share of a lookup when an answer took some 40 of them.
 struct JSONWriter {
-    private(set) var buffer: ByteBuffer
+    private(set) var bytes: [UInt8]
     private var needsComma = false
 
     init(capacity: Int = 256) {
-        buffer = ByteBufferAllocator().buffer(capacity: capacity)
+        bytes = []
+        bytes.reserveCapacity(capacity)
     }
 
-    mutating func beginObject() { separator(); buffer.writeInteger(UInt8(ascii: "{")); needsComma = false }
-    mutating func endObject() { buffer.writeInteger(UInt8(ascii: "}")); needsComma = true }
-    mutating func beginArray() { separator(); buffer.writeInteger(UInt8(ascii: "[")); needsComma = false }
-    mutating func endArray() { buffer.writeInteger(UInt8(ascii: "]")); needsComma = true }
+    var buffer: ByteBuffer { ByteBuffer(bytes: bytes) }
+
+    mutating func beginObject() { separator(); bytes.append(UInt8(ascii: "{")); needsComma = false }
+    mutating func endObject() { bytes.append(UInt8(ascii: "}")); needsComma = true }
+    mutating func beginArray() { separator(); bytes.append(UInt8(ascii: "[")); needsComma = false }
+    mutating func endArray() { bytes.append(UInt8(ascii: "]")); needsComma = true }
 
     mutating func key(_ name: StaticString) {
         separator()
-        buffer.writeInteger(UInt8(ascii: "\""))
-        buffer.writeStaticString(name)
-        buffer.writeStaticString("\":")
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(name)
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
         needsComma = false
     }
 
     mutating func string(_ value: String) {
         separator()
-        Self.writeEscaped(value, into: &buffer)
+        Self.writeEscaped(value, into: &bytes)
         needsComma = true
     }
 
@@ -35,87 +41,91 @@ struct JSONWriter {
 
     mutating func integer(_ value: some BinaryInteger) {
         separator()
-        buffer.writeString(String(value))
+        bytes.append(contentsOf: String(value).utf8)
         needsComma = true
     }
 
     mutating func bool(_ value: Bool) {
         separator()
-        buffer.writeStaticString(value ? "true" : "false")
+        bytes.append(value ? "true" : "false")
         needsComma = true
     }
 
     mutating func null() {
         separator()
-        buffer.writeStaticString("null")
+        bytes.append("null")
         needsComma = true
     }
 
     mutating func emptyObject() {
         separator()
-        buffer.writeStaticString("{}")
+        bytes.append("{}")
         needsComma = true
     }
 
     /// Already-serialized JSON (session data as stored), written as is.
-    mutating func raw(_ bytes: [UInt8]) {
+    mutating func raw(_ json: [UInt8]) {
         separator()
-        buffer.writeBytes(bytes)
+        bytes.append(contentsOf: json)
         needsComma = true
     }
 
     /// RFC 3339 UTC time with milliseconds.
     mutating func timestamp(milliseconds: Int64) {
         separator()
-        buffer.writeInteger(UInt8(ascii: "\""))
-        RFC3339.write(milliseconds: milliseconds, into: &buffer)
-        buffer.writeInteger(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: "\""))
+        RFC3339.write(milliseconds: milliseconds, into: &bytes)
+        bytes.append(UInt8(ascii: "\""))
         needsComma = true
     }
 
     private mutating func separator() {
-        if needsComma { buffer.writeInteger(UInt8(ascii: ",")) }
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
     }
 
     /// A JSON string: quotes, backslashes and control characters escaped, everything else as
-    /// is. Scans the UTF-8 bytes in place and writes each unescaped run at once (every answer
+    /// is. Scans the UTF-8 bytes in place and copies each unescaped run at once (every answer
     /// writes several strings: handle, user id, token, cookie).
-    static func writeEscaped(_ value: String, into buffer: inout ByteBuffer) {
+    static func writeEscaped(_ value: String, into bytes: inout [UInt8]) {
         var value = value
         value.withUTF8 { utf8 in
-            let bytes = UnsafeRawBufferPointer(utf8)
-            buffer.reserveCapacity(minimumWritableBytes: bytes.count + 2)
-            buffer.writeInteger(UInt8(ascii: "\""))
+            bytes.append(UInt8(ascii: "\""))
             var pending = 0
-            for index in bytes.indices {
-                let byte = bytes[index]
+            for index in utf8.indices {
+                let byte = utf8[index]
                 guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[pending..<index]))
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[pending..<index]))
                 switch byte {
-                case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
-                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
-                case 0x0A: buffer.writeStaticString("\\n")
-                case 0x0D: buffer.writeStaticString("\\r")
-                case 0x09: buffer.writeStaticString("\\t")
+                case UInt8(ascii: "\""): bytes.append("\\\"")
+                case UInt8(ascii: "\\"): bytes.append("\\\\")
+                case 0x0A: bytes.append("\\n")
+                case 0x0D: bytes.append("\\r")
+                case 0x09: bytes.append("\\t")
                 default:
-                    buffer.writeStaticString("\\u00")
-                    buffer.writeInteger(hexDigits[Int(byte >> 4)])
-                    buffer.writeInteger(hexDigits[Int(byte & 0xF)])
+                    bytes.append("\\u00")
+                    bytes.append(hexDigits[Int(byte >> 4)])
+                    bytes.append(hexDigits[Int(byte & 0xF)])
                 }
                 pending = index + 1
             }
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[pending...]))
-            buffer.writeInteger(UInt8(ascii: "\""))
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[pending...]))
+            bytes.append(UInt8(ascii: "\""))
         }
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
+extension [UInt8] {
+    mutating func append(_ text: StaticString) {
+        append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+}
+
 enum RFC3339 {
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, from milliseconds since the Unix epoch
     /// (days-to-civil conversion after Howard Hinnant's algorithm).
-    static func write(milliseconds: Int64, into buffer: inout ByteBuffer) {
+    static func write(milliseconds: Int64, into bytes: inout [UInt8]) {
         let totalSeconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
         let millis = Int(milliseconds - totalSeconds * 1000)
         var days = totalSeconds >= 0 ? totalSeconds / 86400 : (totalSeconds - 86399) / 86400
@@ -129,25 +139,20 @@ enum RFC3339 {
         let day = Int(dayOfYear - (153 * monthIndex + 2) / 5 + 1)
         let month = Int(monthIndex < 10 ? monthIndex + 3 : monthIndex - 9)
         let year = Int(yearOfEra + era * 400 + (month <= 2 ? 1 : 0))
-        // One capacity check for the 24 bytes, then plain stores (a write per byte cost a
-        // visible share of a lookup: four timestamps per session).
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 24) { out in
-            func put(_ value: Int, _ width: Int, at offset: Int, then separator: UInt8) {
-                var rest = value
-                for position in stride(from: offset + width - 1, through: offset, by: -1) {
-                    out[position] = UInt8(ascii: "0") + UInt8(rest % 10)
-                    rest /= 10
-                }
-                out[offset + width] = separator
+        func put(_ value: Int, _ width: Int, then separator: UInt8) {
+            var divisor = width == 4 ? 1000 : width == 3 ? 100 : 10
+            while divisor > 0 {
+                bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+                divisor /= 10
             }
-            put(year, 4, at: 0, then: UInt8(ascii: "-"))
-            put(month, 2, at: 5, then: UInt8(ascii: "-"))
-            put(day, 2, at: 8, then: UInt8(ascii: "T"))
-            put(secondOfDay / 3600, 2, at: 11, then: UInt8(ascii: ":"))
-            put(secondOfDay / 60 % 60, 2, at: 14, then: UInt8(ascii: ":"))
-            put(secondOfDay % 60, 2, at: 17, then: UInt8(ascii: "."))
-            put(millis, 3, at: 20, then: UInt8(ascii: "Z"))
-            return 24
+            bytes.append(separator)
         }
+        put(year, 4, then: UInt8(ascii: "-"))
+        put(month, 2, then: UInt8(ascii: "-"))
+        put(day, 2, then: UInt8(ascii: "T"))
+        put(secondOfDay / 3600, 2, then: UInt8(ascii: ":"))
+        put(secondOfDay / 60 % 60, 2, then: UInt8(ascii: ":"))
+        put(secondOfDay % 60, 2, then: UInt8(ascii: "."))
+        put(millis, 3, then: UInt8(ascii: "Z"))
     }
 }

@@ -82,9 +82,9 @@ struct LogMilliseconds: CustomStringConvertible, Sendable {
     let nanoseconds: Int64
 
     var description: String {
-        var text = ByteBuffer()
+        var text = [UInt8]()
         JSONLogHandler.writeMilliseconds(nanoseconds: nanoseconds, into: &text)
-        return String(buffer: text)
+        return String(decoding: text, as: UTF8.self)
     }
 }
 

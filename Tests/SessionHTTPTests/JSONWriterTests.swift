@@ -5,9 +5,9 @@ import Testing
 
 @Suite struct JSONWriterTests {
     static func escaped(_ text: String) -> String {
-        var buffer = ByteBuffer()
-        JSONWriter.writeEscaped(text, into: &buffer)
-        return String(buffer: buffer)
+        var bytes = [UInt8]()
+        JSONWriter.writeEscaped(text, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     @Test(arguments: [

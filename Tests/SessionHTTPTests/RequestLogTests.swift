@@ -12,7 +12,7 @@ import Testing
     private static func lines(_ body: (JSONLogHandler) -> Void) -> [String] {
         let lines = Mutex<[String]>([])
         let handler = JSONLogHandler(label: "sessiond", level: .info, output: JSONLineOutput { line in
-            lines.withLock { $0.append(String(buffer: line)) }
+            lines.withLock { $0.append(String(decoding: line, as: UTF8.self)) }
         })
         body(handler)
         return lines.withLock { $0 }

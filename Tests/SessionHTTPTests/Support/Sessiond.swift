@@ -25,7 +25,7 @@ final class LogCapture: Sendable {
 
     var output: JSONLineOutput {
         JSONLineOutput { line in
-            let text = String(buffer: line)
+            let text = String(decoding: line, as: UTF8.self)
             self.lines.withLock { $0.append(text) }
         }
     }
