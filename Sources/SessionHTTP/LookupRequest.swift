@@ -20,6 +20,22 @@ enum LookupRequest {
     static func answer(_ session: Session) -> JSONAnswer {
         JSONAnswer(status: .ok, body: SessionJSON.render(session), session: session, namesUser: true)
     }
+
+    /// A lookup's answer from what it found: the session, or `invalid_session` when the token
+    /// was missing, malformed, unknown, expired or revoked. Each such refusal is counted by the
+    /// role of the key that asked, a brute-force signal; both front ends answer through here.
+    static func answer(
+        _ found: Result<Session?, APIError>, role: @autoclosure () -> Role?, metrics: ServiceMetrics
+    ) throws(APIError) -> JSONAnswer {
+        let refusal: APIError
+        switch found {
+        case .success(let session?): return answer(session)
+        case .success(nil): refusal = .noSession
+        case .failure(let error): refusal = error
+        }
+        if refusal.code == APIError.noSession.code, let role = role() { metrics.recordInvalidSessionLookup(role: role) }
+        throw refusal
+    }
 }
 
 /// Query parameters, strictly: only `allowed` names, each at most once.

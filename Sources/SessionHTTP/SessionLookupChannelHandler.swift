@@ -188,9 +188,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             touch = lookup.hasQuery ? try LookupRequest.touch(in: URI(lookup.target)) : true
             token = try shared.cookie.token(header: lookup.credentials.sessionToken, cookies: lookup.credentials.cookies)
         } catch {
-            // A malformed or missing token counts as an invalid-session lookup too.
-            if error.code == APIError.noSession.code { shared.metrics.recordInvalidSessionLookup(role: role) }
-            respond(error: error, exchange, context: context)
+            respond(to: .failure(error), role: role, exchange, context: context)
             return
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -199,7 +197,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             let (handler, context) = loopBound.value
             switch result {
             case .success(let session):
-                handler.respond(found: session, role: role, exchange, context: context)
+                handler.respond(to: .success(session), role: role, exchange, context: context)
             case .failure(let error):
                 handler.respond(error: APIError.answering(error, logger: logger), exchange, context: context)
             }
@@ -242,15 +240,13 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         return role
     }
 
-    /// The session as 200, or no session as `invalid_session` (counted for the asking key's
-    /// role), as the router's handler answers.
-    private func respond(found session: Session?, role: Role, _ exchange: Exchange, context: ChannelHandlerContext) {
-        guard let session else {
-            shared.metrics.recordInvalidSessionLookup(role: role)
-            respond(error: APIError.noSession, exchange, context: context)
-            return
+    /// What a lookup found, answered as the router's handler answers it.
+    private func respond(to found: Result<Session?, APIError>, role: Role, _ exchange: Exchange, context: ChannelHandlerContext) {
+        do throws(APIError) {
+            finish(exchange, try LookupRequest.answer(found, role: role, metrics: shared.metrics), context: context)
+        } catch {
+            respond(error: error, exchange, context: context)
         }
-        finish(exchange, LookupRequest.answer(session), context: context)
     }
 
     /// The new session with its token, as the router's create handler answers it.

@@ -71,16 +71,15 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     }
 
     private func answerLookup(_ request: Request, touch: Bool) async throws -> Response {
+        let found: Result<Session?, APIError>
         do {
-            guard let session = try await store.lookup(try sessionToken(request), touch: touch) else {
-                throw APIError.noSession
-            }
-            return LookupRequest.answer(session).response
-        } catch let error as APIError where error.code == APIError.noSession.code {
-            // The route's authorization passed, so the key has a role.
-            if let role = try? keys.authorize(request.headers[.authorization], .reader) { metrics.recordInvalidSessionLookup(role: role) }
-            throw error
+            found = .success(try await store.lookup(try sessionToken(request), touch: touch))
+        } catch let error as APIError {
+            found = .failure(error)
         }
+        // The route's authorization passed, so the key has a role; it is read again only for
+        // a refusal's count.
+        return try LookupRequest.answer(found, role: try? keys.authorize(request.headers[.authorization], .reader), metrics: metrics).response
     }
 
     @Sendable func update(_ request: Request, _ context: Context) async throws -> Response {
@@ -214,7 +213,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         try keys.authorize(request.headers[.authorization], required)
     }
 
-    private func sessionToken(_ request: Request) throws -> SessionToken {
+    private func sessionToken(_ request: Request) throws(APIError) -> SessionToken {
         try cookie.token(in: request.headers)
     }
 

@@ -33,6 +33,9 @@ import Testing
             #expect(try await server.lookup(first.token).status == 401)  // evicted: unknown now
             let malformed = try await server.request(.GET, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", "short")])
             #expect(malformed.status == 401)
+            // Forward auth is answered by the router, not the fast path: its refusals count too.
+            let forwarded = try await server.request(.GET, "/v1/auth/app", key: TestKeys.admin, headers: [("X-Session-Token", first.token)])
+            #expect(forwarded.status == 401)
             let rotated = try await server.request(.POST, "/v1/session/rotate", key: TestKeys.app, headers: [("X-Session-Token", second.token)])
             let newToken = try #require(try rotated.json()["token"] as? String)
             let logout = try await server.request(.DELETE, "/v1/session", key: TestKeys.app, headers: [("X-Session-Token", newToken)])
@@ -54,7 +57,7 @@ import Testing
                 "sessiond_sessions_rotated_total": 1,
                 #"sessiond_invalid_session_lookups_total{role="reader"}"#: 1,
                 #"sessiond_invalid_session_lookups_total{role="app"}"#: 1,
-                #"sessiond_invalid_session_lookups_total{role="admin"}"#: 0,
+                #"sessiond_invalid_session_lookups_total{role="admin"}"#: 1,
                 #"sessiond_http_requests_total{method="POST",route="/v1/sessions",status="201"}"#: 5,
                 #"sessiond_http_requests_total{method="GET",route="/v1/session",status="200"}"#: 2,
                 #"sessiond_http_requests_total{method="GET",route="/v1/session",status="401"}"#: 2,
