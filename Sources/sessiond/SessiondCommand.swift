@@ -15,7 +15,7 @@ struct SessiondCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sessiond",
         abstract: "Server-side sessions in Redis over HTTP.",
-        discussion: "Every option can also be set by its environment variable, e.g. --idle-timeout by SESSIOND_IDLE_TIMEOUT."
+        discussion: "Every setting is read from its environment variable, and its flag wins over it:\n\n" + Setting.helpText
     )
 
     /// Sizes the event loops and makes them Swift concurrency's executor before anything runs,
@@ -37,55 +37,14 @@ struct SessiondCommand: AsyncParsableCommand {
         }
     }
 
-    @Option(help: "Listen address (SESSIOND_HOST, default 127.0.0.1).") var host: String?
-    @Option(help: "Listen port (SESSIOND_PORT, default 8080).") var port: String?
-    @Option(help: "redis://[user:password@]host:port/db, or a comma-separated list of cluster seeds (SESSIOND_REDIS_URL).")
-    var redisURL: String?
-    @Option(help: "host:port,... of Redis Sentinels (SESSIOND_REDIS_SENTINELS).") var redisSentinels: String?
-    @Option(help: "The master's name at the Sentinels (SESSIOND_REDIS_MASTER_NAME).") var redisMasterName: String?
-    @Option(help: "PEM CA file for rediss:// (SESSIOND_REDIS_TLS_CA_FILE, default the system's roots).") var redisTlsCaFile: String?
-    @Option(help: "PEM client certificate for rediss:// (SESSIOND_REDIS_TLS_CERT_FILE).") var redisTlsCertFile: String?
-    @Option(help: "PEM key of the client certificate (SESSIOND_REDIS_TLS_KEY_FILE).") var redisTlsKeyFile: String?
-    @Option(help: "Comma-separated role:key pairs (SESSIOND_API_KEYS). Prefer the environment: flags show in ps.")
-    var apiKeys: String?
-    @Option(help: "Prefix of every Redis key (SESSIOND_KEY_PREFIX, default sessiond:).") var keyPrefix: String?
-    @Option(help: "Idle timeout in seconds (SESSIOND_IDLE_TIMEOUT, default 1800).") var idleTimeout: String?
-    @Option(help: "Absolute timeout in seconds (SESSIOND_ABSOLUTE_TIMEOUT, default 43200).") var absoluteTimeout: String?
-    @Option(help: "Sessions per user, 0 for no cap (SESSIOND_MAX_SESSIONS_PER_USER).") var maxSessionsPerUser: String?
-    @Option(help: "Largest data object in bytes (SESSIOND_MAX_DATA_BYTES, default 16384).") var maxDataBytes: String?
-    @Option(help: "Session cookie name (SESSIOND_COOKIE_NAME, default __Host-session).") var cookieName: String?
-    @Option(help: "Strict or Lax (SESSIOND_COOKIE_SAMESITE, default Lax).") var cookieSamesite: String?
-    @Option(help: "trace ... critical (SESSIOND_LOG_LEVEL, default info).") var logLevel: String?
-    @Option(help: "Seconds SIGTERM waits for requests in flight (SESSIOND_SHUTDOWN_TIMEOUT, default 10).") var shutdownTimeout: String?
-    @Option(help: "Seconds a connection may wait for a complete request (SESSIOND_CONNECTION_IDLE_TIMEOUT, default 60).")
-    var connectionIdleTimeout: String?
-    @Option(help: "Connections served at once (SESSIOND_MAX_CONNECTIONS, default 10000).") var maxConnections: String?
-    @Option(help: "strict, bounded or off (SESSIOND_NEAR_CACHE, default strict).") var nearCache: String?
-    @Option(help: "In bounded mode, how late a revocation may be honoured (SESSIOND_NEAR_CACHE_MAX_STALENESS_MS, default 50).")
-    var nearCacheMaxStalenessMs: String?
-    @Option(help: "Entries the near cache keeps (SESSIOND_NEAR_CACHE_MAX_ENTRIES, default 1000000).") var nearCacheMaxEntries: String?
-    @Option(help: "Key ring file that turns on encryption at rest (SESSIOND_DATA_KEYS, default off).") var dataKeys: String?
+    /// The settings' flags (`Setting.all`), parsed by `Setting.values(fromFlags:)`.
+    @Argument(parsing: .allUnrecognized, help: "Settings as --flag value, listed below.") var settingFlags: [String] = []
 
     func run() async throws {
         var values = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("SESSIOND_") }
-        let flags: [String: String?] = [
-            "SESSIOND_HOST": host, "SESSIOND_PORT": port, "SESSIOND_REDIS_URL": redisURL,
-            "SESSIOND_REDIS_SENTINELS": redisSentinels, "SESSIOND_REDIS_MASTER_NAME": redisMasterName,
-            "SESSIOND_REDIS_TLS_CA_FILE": redisTlsCaFile, "SESSIOND_REDIS_TLS_CERT_FILE": redisTlsCertFile,
-            "SESSIOND_REDIS_TLS_KEY_FILE": redisTlsKeyFile,
-            "SESSIOND_API_KEYS": apiKeys, "SESSIOND_KEY_PREFIX": keyPrefix, "SESSIOND_IDLE_TIMEOUT": idleTimeout,
-            "SESSIOND_ABSOLUTE_TIMEOUT": absoluteTimeout, "SESSIOND_MAX_SESSIONS_PER_USER": maxSessionsPerUser,
-            "SESSIOND_MAX_DATA_BYTES": maxDataBytes, "SESSIOND_COOKIE_NAME": cookieName,
-            "SESSIOND_COOKIE_SAMESITE": cookieSamesite, "SESSIOND_LOG_LEVEL": logLevel,
-            "SESSIOND_SHUTDOWN_TIMEOUT": shutdownTimeout, "SESSIOND_CONNECTION_IDLE_TIMEOUT": connectionIdleTimeout,
-            "SESSIOND_MAX_CONNECTIONS": maxConnections, "SESSIOND_NEAR_CACHE": nearCache,
-            "SESSIOND_NEAR_CACHE_MAX_STALENESS_MS": nearCacheMaxStalenessMs, "SESSIOND_NEAR_CACHE_MAX_ENTRIES": nearCacheMaxEntries,
-            "SESSIOND_DATA_KEYS": dataKeys,
-        ]
-        for case let (name, value?) in flags { values[name] = value }
-
         let configuration: ServiceConfiguration
         do {
+            values.merge(try Setting.values(fromFlags: settingFlags)) { _, flag in flag }
             configuration = try ServiceConfiguration(values: values)
         } catch {
             FileHandle.standardError.write(Data("sessiond: configuration error: \(error.description)\n".utf8))

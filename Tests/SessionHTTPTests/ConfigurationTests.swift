@@ -22,6 +22,35 @@ import Testing
         #expect(configuration.apiKeys.role(of: "app-key-0123456789abcdefghijklmX") == nil)
     }
 
+    /// The README's configuration table is the settings table: the same variables in the same
+    /// order, each with its flag and, where it has one, its default as the first code span.
+    @Test func readmeTableIsTheSettingsTable() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let rows = readme.split(separator: "\n").filter { $0.hasPrefix("| `SESSIOND_") }.map { row in
+            row.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        func code(_ cell: String) -> String? {
+            guard let start = cell.firstIndex(of: "`") else { return nil }
+            let rest = cell[cell.index(after: start)...]
+            return rest.firstIndex(of: "`").map { String(rest[..<$0]) }
+        }
+        #expect(rows.map { code($0[1]) } == Setting.all.map(\.variable))
+        for (row, setting) in zip(rows, Setting.all) {
+            #expect(code(row[2]) == setting.flag, "\(setting.variable)")
+            #expect(code(row[3]) == setting.defaultValue, "\(setting.variable): README default \(row[3])")
+        }
+    }
+
+    /// Flags as `--name value` or `--name=value`, and a clear error for anything else.
+    @Test func flagsNameTheirSettings() throws {
+        #expect(try Setting.values(fromFlags: ["--idle-timeout", "60", "--near-cache=off"])
+            == ["SESSIOND_IDLE_TIMEOUT": "60", "SESSIOND_NEAR_CACHE": "off"])
+        #expect(throws: ConfigurationError.self) { try Setting.values(fromFlags: ["--idle-timeout"]) }
+        #expect(throws: ConfigurationError.self) { try Setting.values(fromFlags: ["--no-such-setting", "1"]) }
+        #expect(throws: ConfigurationError.self) { try Setting.values(fromFlags: ["60"]) }
+    }
+
     static let badValues: [(String, String)] = [
         ("SESSIOND_PORT", "80a"), ("SESSIOND_PORT", "70000"), ("SESSIOND_REDIS_URL", "http://x"),
         ("SESSIOND_REDIS_URL", "redis://:6379"), ("SESSIOND_API_KEYS", "owner:abcdefghijklmnopqrstuvwxyz"),
