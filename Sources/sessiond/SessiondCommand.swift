@@ -38,7 +38,7 @@ struct SessiondCommand: AsyncParsableCommand {
     }
 
     /// The settings' flags (`Setting.all`), parsed by `Setting.values(fromFlags:)`.
-    @Argument(parsing: .allUnrecognized, help: "Settings as --flag value, listed below.") var settingFlags: [String] = []
+    @Argument(parsing: .allUnrecognized, help: "Settings as --flag value or --flag=value, listed above.") var settingFlags: [String] = []
 
     func run() async throws {
         var values = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("SESSIOND_") }

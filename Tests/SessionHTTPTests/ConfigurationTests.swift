@@ -37,6 +37,7 @@ import Testing
         }
         #expect(rows.map { code($0[1]) } == Setting.all.map(\.variable))
         for (row, setting) in zip(rows, Setting.all) {
+            try #require(row.count >= 5, "\(setting.variable): a README row of variable, flag, default and meaning")
             #expect(code(row[2]) == setting.flag, "\(setting.variable)")
             #expect(code(row[3]) == setting.defaultValue, "\(setting.variable): README default \(row[3])")
         }
@@ -49,6 +50,17 @@ import Testing
         #expect(throws: ConfigurationError.self) { try Setting.values(fromFlags: ["--idle-timeout"]) }
         #expect(throws: ConfigurationError.self) { try Setting.values(fromFlags: ["--no-such-setting", "1"]) }
         #expect(throws: ConfigurationError.self) { try Setting.values(fromFlags: ["60"]) }
+        // A flag without its value does not take the next flag as one, and `=` gives a value
+        // that starts with a dash.
+        #expect(throws: ConfigurationError.self) { try Setting.values(fromFlags: ["--key-prefix", "--data-keys=/etc/keys"]) }
+        #expect(try Setting.values(fromFlags: ["--key-prefix=-x"]) == ["SESSIOND_KEY_PREFIX": "-x"])
+        // An unknown flag's error names the flag, never its value (it may be a key).
+        do {
+            _ = try Setting.values(fromFlags: ["--api-key=reader:secret-value-0123456789abcdef"])
+            Issue.record("an unknown flag was accepted")
+        } catch {
+            #expect(error.description == "--api-key: unknown option (see --help)")
+        }
     }
 
     static let badValues: [(String, String)] = [

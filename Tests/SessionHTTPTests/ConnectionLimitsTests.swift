@@ -171,6 +171,15 @@ import Glibc
                 // waitUntilReady's connections have closed; give the server a moment to count them out.
                 try await Task.sleep(for: .milliseconds(200))
                 let held = try (0..<3).map { _ in try RawConnection(port: server.client.port) }
+                // Each held connection answers a first request, so all three are accepted and
+                // counted before any is held: a connect still in the listen backlog (behind a
+                // connection of the test client that was closing) made room for the fourth once.
+                for connection in held {
+                    var pending = [UInt8]()
+                    connection.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    let answer = try await connection.readResponse(buffered: &pending, for: .seconds(5))
+                    try #require(answer?.hasPrefix("HTTP/1.1 200") == true, "a held connection is served: \(answer?.prefix(40) ?? "closed")")
+                }
                 // SIGSTOP, not CLIENT PAUSE: the requests stay in flight until resume(), however
                 // slowly a loaded machine runs the steps below.
                 redis.pause()

@@ -109,9 +109,8 @@ import Testing
     }
 
     /// A lost subscriber connection may have missed invalidations: the shard drops everything,
-    /// and the cache serves again once the connection is back. So does a null invalidation (what
-    /// Redis sends on a flush or a reload).
-    @Test func aLostSubscriberOrAFlushDropsTheCache() async throws {
+    /// and the cache serves again once the connection is back.
+    @Test func aLostSubscriberDropsTheCache() async throws {
         try await withRelayedServer(settings: ["SESSIOND_NEAR_CACHE": "strict"]) { server, _, redis in
             let first = try await server.create(user: "near-lost")
             try await warm(server, first)
@@ -126,17 +125,24 @@ import Testing
                 _ = try await lookups(server, second, count: 4)
                 return try await sample(server, "sessiond_near_cache_hits_total") > hits
             }
-            // A null invalidation without removing anything: `DEBUG RELOAD` on this test's own
-            // throw-away server empties the data and loads it back, and Redis invalidates every
-            // tracking client as it does on a flush. Valkey 8.1 sends no null invalidation on a
-            // reload (only on a flush), so there this part is not run.
-            let info = try await redis.send(RedisCommand("INFO", "server")).string ?? ""
-            guard !info.contains("server_name:valkey") else { return }
-            let beforeReload = try await sample(server, "sessiond_near_cache_flushes_total")
+        }
+    }
+
+    /// A null invalidation (what Redis sends its tracking clients on a flush or a reload) drops
+    /// the cache, and the sessions still answer. It is caused without removing anything:
+    /// `DEBUG RELOAD` on this test's own throw-away server empties the data and loads it back.
+    /// Valkey 8.1 sends a null invalidation on a flush only, so the test does not run there.
+    @Test(.disabled(if: ProcessInfo.processInfo.environment["SESSIOND_TEST_REDIS_SERVER"]?.hasSuffix("valkey-server") == true,
+                    "Valkey 8.1 sends no null invalidation on DEBUG RELOAD"))
+    func aNullInvalidationDropsTheCache() async throws {
+        try await withRelayedServer(settings: ["SESSIOND_NEAR_CACHE": "strict"]) { server, _, redis in
+            let session = try await server.create(user: "near-null")
+            try await warm(server, session)
+            let flushes = try await sample(server, "sessiond_near_cache_flushes_total")
             _ = try await redis.send(RedisCommand("DEBUG", "RELOAD"))
-            try await eventually { try await sample(server, "sessiond_near_cache_flushes_total") > beforeReload }
+            try await eventually { try await sample(server, "sessiond_near_cache_flushes_total") > flushes }
             #expect(try await sample(server, "sessiond_near_cache_entries") == 0)
-            #expect(try await lookups(server, second, count: 4) == [200, 200, 200, 200])
+            #expect(try await lookups(server, session, count: 4) == [200, 200, 200, 200])
         }
     }
 
@@ -200,7 +206,7 @@ import Testing
     private func withRelayedServer(
         settings: [String: String], _ body: @Sendable (Sessiond, RedisRelay, RedisConnection) async throws -> Void
     ) async throws {
-        // DEBUG is allowed from this machine: `aLostSubscriberOrAFlushDropsTheCache` reloads.
+        // DEBUG is allowed from this machine: `aNullInvalidationDropsTheCache` reloads.
         try await RedisServerProcess.withServer(extraArgs: ["--enable-debug-command", "local"]) { redisServer in
             let relay = try await RedisRelay.start(toPort: try RedisConfiguration(url: redisServer.url).port)
             let direct = try await RedisConnection.connect(

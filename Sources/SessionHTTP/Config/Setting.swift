@@ -79,16 +79,24 @@ public struct Setting: Sendable, Hashable {
         var values = [String: String]()
         var rest = arguments[...]
         while let argument = rest.popFirst() {
+            // Only a flag's name is ever repeated in an error: a mistyped `--api-key=…` must not
+            // print the key.
+            guard argument.hasPrefix("--") else {
+                throw ConfigurationError(variable: "command line", reason: "a value without its flag (see --help)")
+            }
             let name = argument.prefix { $0 != "=" }
             guard let setting = all.first(where: { $0.flag == name }) else {
-                throw ConfigurationError(variable: String(argument.prefix(64)), reason: "unknown option (see --help)")
+                throw ConfigurationError(variable: String(name.prefix(64)), reason: "unknown option (see --help)")
             }
             if name.endIndex < argument.endIndex {
                 values[setting.variable] = String(argument[argument.index(after: name.endIndex)...])
-            } else if let value = rest.popFirst() {
+            } else if let value = rest.first, !value.hasPrefix("-") || value == "-" {
+                // A next argument that looks like a flag is not taken as the value: `--key-prefix
+                // --data-keys=…` would otherwise start without encryption. `--name=-x` gives one.
                 values[setting.variable] = value
+                rest.removeFirst()
             } else {
-                throw ConfigurationError(variable: setting.flag, reason: "needs a value")
+                throw ConfigurationError(variable: setting.flag, reason: "needs a value (one starting with - as \(setting.flag)=value)")
             }
         }
         return values

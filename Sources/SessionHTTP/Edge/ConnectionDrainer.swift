@@ -14,6 +14,11 @@ import Synchronization
 /// busy. The acceptor (`Limit`) goes on accepting at the limit while some connection is idle; a
 /// client accepted there puts it one over, which closes a batch of idle ones on their own event
 /// loops. Room is made only for a client that has arrived, never ahead of one.
+///
+/// The acceptor's gate is asked when it issues a read, and the read then accepts whoever comes
+/// next: a client may arrive after the idle connections went busy. Such a client is parked: it
+/// is accepted but nothing is read from it, as if it still sat in the listen backlog, until a
+/// connection closes and admits it.
 final class ConnectionDrainer: Sendable {
     /// One open connection as the drainer sees it.
     final class Connection: Sendable {
@@ -22,10 +27,13 @@ final class ConnectionDrainer: Sendable {
         fileprivate static let busy = UInt64.max
         /// Asks the connection, on its own event loop, to close once no request is in flight.
         fileprivate let drain: @Sendable () -> Void
+        /// Tells a parked connection, on its own event loop, that it may read now.
+        fileprivate let admit: @Sendable () -> Void
 
-        init(idleSince: NIODeadline, drain: @escaping @Sendable () -> Void) {
-            self.idleSince = Atomic(idleSince.uptimeNanoseconds)
+        init(drain: @escaping @Sendable () -> Void, admit: @escaping @Sendable () -> Void) {
+            self.idleSince = Atomic(Self.busy)
             self.drain = drain
+            self.admit = admit
         }
     }
 
@@ -34,6 +42,8 @@ final class ConnectionDrainer: Sendable {
         /// Connections asked to close that have not closed yet: no new batch starts while any is
         /// left, since each close already admits one new connection.
         var draining: Set<ObjectIdentifier> = []
+        /// Accepted while every connection was busy at the limit, in arrival order.
+        var parked: [Connection] = []
     }
 
     let limit: Int
@@ -59,18 +69,42 @@ final class ConnectionDrainer: Sendable {
         listener.withLock { $0 = channel }
     }
 
-    func register(_ connection: Connection) {
-        idle.add(1, ordering: .relaxed)
-        state.withLock { $0.connections[ObjectIdentifier(connection)] = connection }
+    /// A new connection: true when it is served, false when it is parked (`admit` is called
+    /// once a close makes room).
+    func register(_ connection: Connection) -> Bool {
+        state.withLock { state in
+            guard state.connections.count < limit else {
+                state.parked.append(connection)
+                return false
+            }
+            enter(connection, &state)
+            return true
+        }
     }
 
     func deregister(_ connection: Connection) {
         markBusy(connection)
         let id = ObjectIdentifier(connection)
-        state.withLock {
-            $0.connections[id] = nil
-            $0.draining.remove(id)
+        let admitted = state.withLock { state -> Connection? in
+            if let index = state.parked.firstIndex(where: { $0 === connection }) {
+                state.parked.remove(at: index)
+                return nil
+            }
+            state.connections[id] = nil
+            state.draining.remove(id)
+            guard state.connections.count < limit, !state.parked.isEmpty else { return nil }
+            let next = state.parked.removeFirst()
+            enter(next, &state)
+            return next
         }
+        admitted?.admit()
+    }
+
+    /// Served from now on, idle until its first request starts.
+    private func enter(_ connection: Connection, _ state: inout State) {
+        connection.idleSince.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed)
+        idle.add(1, ordering: .relaxed)
+        state.connections[ObjectIdentifier(connection)] = connection
     }
 
     func markBusy(_ connection: Connection) {

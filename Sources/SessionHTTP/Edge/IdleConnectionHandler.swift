@@ -32,6 +32,11 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var drained: ConnectionDrainer.Connection?
     /// Chosen to make room while a request was in flight: closes once none is.
     private var closeWhenIdle = false
+    /// Accepted while every connection was busy at the limit: nothing is read, and no idle time
+    /// counts, until the drainer admits it (`ConnectionDrainer`).
+    private var parked = false
+    /// A read asked for while parked, issued on admission.
+    private var readWhenAdmitted = false
     private var context: ChannelHandlerContext?
 
     init(timeout: TimeAmount, drainer: ConnectionDrainer) {
@@ -118,19 +123,49 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func opened(context: ChannelHandlerContext) {
-        guard idleTimer == nil else { return }
-        idleSince = .now()
-        arm(at: idleSince + timeout, context: context)
+        guard drained == nil else { return }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        let connection = ConnectionDrainer.Connection(idleSince: idleSince) {
-            eventLoop.execute {
-                let (handler, context) = loopBound.value
-                handler.drain(context: context)
+        let connection = ConnectionDrainer.Connection(
+            drain: {
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.drain(context: context)
+                }
+            },
+            admit: {
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.admitted(context: context)
+                }
             }
-        }
+        )
         drained = connection
-        drainer.register(connection)
+        parked = !drainer.register(connection)
+        if !parked { startIdleTime(context: context) }
+    }
+
+    private func startIdleTime(context: ChannelHandlerContext) {
+        idleSince = .now()
+        arm(at: idleSince + timeout, context: context)
+    }
+
+    private func admitted(context: ChannelHandlerContext) {
+        guard parked, context.channel.isActive else { return }
+        parked = false
+        startIdleTime(context: context)
+        if readWhenAdmitted {
+            readWhenAdmitted = false
+            context.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        guard !parked else {
+            readWhenAdmitted = true
+            return
+        }
+        context.read()
     }
 
     private func closed() {
