@@ -129,11 +129,11 @@ public final class RedisClient: RedisDeployment, Sendable {
     }
 
     /// While `data` is up, keeps the near-cache shard linked to it: a subscriber connection to
-    /// the same server receives the invalidations of the keys `data` reads after
-    /// `CLIENT CACHING yes`. Losing the subscriber drops the shard's entries and connects another
-    /// (the data connection's tracking is redirected to it); losing `data` ends the link and
-    /// returns. A server that refuses tracking (an ACL without `CLIENT`, Redis before 6) is served
-    /// without the cache, with a warning.
+    /// the same server is told of every write of a key under the key prefix (broadcast tracking,
+    /// redirected to itself), so the shard may keep any value `data` reads. Losing the subscriber
+    /// drops the shard's entries and connects another; losing `data` ends the link and returns.
+    /// A server that refuses tracking (an ACL without `CLIENT`, Redis before 6) is served without
+    /// the cache, with a warning.
     private func keepTracking(_ data: RedisConnection, shard: NearCacheShard) async {
         var backoff = configuration.reconnectBackoffInitial
         var target = configuration
@@ -162,9 +162,13 @@ public final class RedisClient: RedisDeployment, Sendable {
                 continue
             }
             do {
+                // The subscriber is the tracking client itself: a barrier's PONG on it then also
+                // shows that the client Redis sends the invalidations for is alive.
                 let id = try await subscriber.send(RedisCommand("CLIENT", "ID"))
+                _ = try await subscriber.send(RedisCommand(
+                    "CLIENT", "TRACKING", "ON", "REDIRECT", RedisArgument(id.integer ?? -1), "BCAST", "PREFIX", RedisArgument(shard.keyPrefix)
+                ))
                 _ = try await subscriber.send(RedisCommand("SUBSCRIBE", "__redis__:invalidate"))
-                _ = try await data.send(RedisCommand("CLIENT", "TRACKING", "ON", "REDIRECT", RedisArgument(id.integer ?? -1), "OPTIN"))
             } catch let error as RedisClientError where error.reply == .noPermission || error.reply == .unknownCommand {
                 subscriber.close()
                 logger.warning("near cache off: Redis refused client tracking", metadata: ["server": "\(data.address)", "error": "\(error.message)"])
@@ -438,6 +442,12 @@ public final class RedisClient: RedisDeployment, Sendable {
                     "no replica acknowledged the write within \(configuration.replicationTimeoutMilliseconds) ms"
                 )
             }
+        } else if replicated {
+            // Done only once Redis has finished the turn of its event loop that ran the script:
+            // the near caches' invalidations of that turn are queued at its end, and a reply can
+            // leave before them (docs/near-cache.md). A PING sent after the reply is read on a
+            // later turn; WAIT's reply, which needs a replica's answer, always is.
+            _ = try Self.checked(try await connection.send(RedisCommand("PING")))
         }
         return result
     }

@@ -186,8 +186,13 @@ local function score_of(expires)
 end
 
 local function index_session(index, member, expires)
-  redis.call('ZADD', index, score_of(expires), member)
-  extend_index(index, expires)
+  if redis.call('ZADD', index, score_of(expires), member) == 0 then
+    -- The member was there, so the index was, with the TTL that every script writing an index
+    -- gives it: one call extends it (GT would leave a key without a TTL as it is).
+    redis.call('PEXPIREAT', index, int(expires), 'GT')
+  else
+    extend_index(index, expires)
+  end
 end
 
 -- A user whose format-1 index still exists has it moved to the format-2 index first (by the
@@ -302,8 +307,12 @@ local expires = expiry_of(s)
 if s.last_seen - last_seen < math.min(60000, s.idle * 100) or expires <= before then
   return record
 end
-local legacy = refuse_legacy(KEYS[3])
-if legacy then return legacy end
+-- Only a format-1 record can still belong to the format-1 index: a format-2 one was created in
+-- the index, or rewritten when its user's format-1 index was moved.
+if string.byte(record, 1) < 128 then
+  local legacy = refuse_legacy(KEYS[3])
+  if legacy then return legacy end
+end
 record = encode(s)
 redis.call('SET', KEYS[1], record, 'PXAT', int(expires))
 index_session(KEYS[2], ARGV[1], expires)

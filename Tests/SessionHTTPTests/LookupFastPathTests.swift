@@ -130,6 +130,12 @@ import Testing
                 after = try await stored()
             }
             #expect(after != before, "the idle expiry slid after the answer")
+            // The index lives as long as its longest session: the touch extended it too.
+            try await withRedis(server.redisTopology) { redis in
+                var ends = Set<Int64>()
+                for key in try await server.redisKeys() { ends.insert(try await redis.send("PEXPIRETIME", key: key).integer ?? -1) }
+                #expect(ends.count == 1, "the record and its index end together: \(ends)")
+            }
         }
     }
 

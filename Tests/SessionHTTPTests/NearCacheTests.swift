@@ -66,6 +66,29 @@ import Testing
         }
     }
 
+    /// The fetch/invalidate race: a miss's `GET` reads the session, the session is revoked, and
+    /// the invalidation reaches this process before the `GET`'s reply does. The reply answers
+    /// its own lookup (it was true when read) but is not kept: later lookups answer 401.
+    @Test func aFetchOvertakenByItsInvalidationIsNotKept() async throws {
+        try await withRelayedServer(settings: ["SESSIOND_NEAR_CACHE": "strict"]) { server, relay, redis in
+            for round in 0..<3 {
+                let session = try await server.create(user: "near-race-\(round)")
+                relay.holdReplies()
+                let first = Task { try await server.lookup(session.token, touch: false).status }
+                // Well within the command timeout (1 s): the reply is late, not lost.
+                try await Task.sleep(for: .milliseconds(150))
+                _ = try await redis.send(RedisCommand("DEL", RedisArgument(server.sessionKey(session.handle))))
+                try await Task.sleep(for: .milliseconds(150))
+                relay.release()
+                let answered = try await first.value
+                #expect(answered == 200, "round \(round): the GET was answered before the DEL, got \(answered)")
+                #expect(try await sample(server, "sessiond_near_cache_invalidations_total") > 0)
+                #expect(try await lookups(server, session, count: 8) == Array(repeating: 401, count: 8),
+                        "round \(round): a fetch overtaken by its invalidation was kept")
+            }
+        }
+    }
+
     /// The process that writes drops its own entry before it answers, so its own next lookup
     /// is exact even before Redis's invalidation arrives.
     @Test func theWritingProcessDropsItsOwnEntryBeforeItAnswers() async throws {

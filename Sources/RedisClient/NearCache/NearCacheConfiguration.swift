@@ -15,12 +15,16 @@ public struct NearCacheConfiguration: Sendable {
     public var mode: Mode
     /// Entries the whole process keeps, over every node and event loop.
     public var maxEntries: Int
+    /// The prefix of every key the cache may hold: each node broadcasts to the process the
+    /// invalidation of every key written under it (`CLIENT TRACKING ... BCAST PREFIX`).
+    public var keyPrefix: String
     /// The process-wide count of entries and bytes, shared by every shard.
     public let usage: NearCacheUsage
 
-    public init(mode: Mode, maxEntries: Int, usage: NearCacheUsage = NearCacheUsage()) {
+    public init(mode: Mode, maxEntries: Int, keyPrefix: String, usage: NearCacheUsage = NearCacheUsage()) {
         self.mode = mode
         self.maxEntries = maxEntries
+        self.keyPrefix = keyPrefix
         self.usage = usage
     }
 }

@@ -13,22 +13,21 @@ public struct NearRead: Sendable {
     }
 }
 
-/// One shard of the near cache: the values read through one tracked data connection to one Redis
-/// node, kept exact by the invalidations Redis sends for them to one subscriber connection (RESP2
-/// `CLIENT TRACKING ... REDIRECT`, `OPTIN`: only the reads made here are tracked). Both
-/// connections live on the shard's event loop. docs/near-cache.md gives the argument for each
-/// rule below.
+/// One shard of the near cache: the values read through one data connection to one Redis node,
+/// kept exact by the invalidations Redis broadcasts to one subscriber connection for every write
+/// of a key under the key prefix (RESP2 `CLIENT TRACKING ... REDIRECT <its own id> BCAST
+/// PREFIX`: the subscriber is the tracking client). Both connections live on the shard's event
+/// loop. docs/near-cache.md gives the argument for each rule below.
 ///
-/// - A miss is answered by a plain `GET`. A key that exists is then marked as being fetched and
-///   read again after `CLIENT CACHING yes`. An invalidation that arrives before that reply clears
-///   the mark, and a reply whose mark is gone is not kept (Redis's documented fetch/invalidate
-///   race).
-/// - `strict`: a hit waits for a barrier: a `PING` on the subscriber connection and one on the data
-///   connection, sent after the lookup arrived. Redis queues an invalidation on the subscriber
-///   connection while it runs the write, so the subscriber's `PONG` comes after the invalidation
-///   of every write acknowledged before the `PING` was sent; the data connection's `PONG` shows
-///   that the client the reads are tracked for was still alive (Redis drops the invalidations of
-///   a closed client). Every hit that arrives while a barrier is not yet sent shares it.
+/// - A miss is answered by a `GET`, and its key is marked as being fetched before it is sent. An
+///   invalidation that arrives before the reply clears the mark, and a reply whose mark is gone
+///   is not kept (Redis's documented fetch/invalidate race). A missing key is not kept.
+/// - `strict`: a hit waits for a barrier: a `PING` on the subscriber connection, sent after the
+///   lookup arrived. Redis queues a write's broadcast invalidation on the subscriber connection
+///   before it sends the write's reply (in the same `beforeSleep`), so the `PONG` comes after the
+///   invalidation of every write acknowledged before the `PING` was sent; and it shows that the
+///   tracking client was still alive. Every hit that arrives while a barrier is not yet sent
+///   shares it.
 /// - `bounded`: a heartbeat sends the same barrier every half bound; a hit is answered at once
 ///   while the newest answered barrier was sent within the bound, and read from Redis otherwise.
 /// - Losing either connection drops every entry (`unlink`), as does a flush (`FLUSHALL`, a slot
@@ -56,6 +55,8 @@ final class NearCacheShard: Sendable {
 
     let eventLoop: any EventLoop
     private let configuration: NearCacheConfiguration
+    /// The prefix whose writes the subscriber is told of.
+    var keyPrefix: String { configuration.keyPrefix }
     private let metrics: NearCacheMetrics
     private let state = Mutex(State())
 
@@ -185,7 +186,7 @@ final class NearCacheShard: Sendable {
             return callerLoop.makeSucceededFuture(NearRead(reply: .bulkString(value), cached: true))
         case .awaitBarrier(let barrier, let send):
             // Sent from a task of the loop, after every hit of this turn joined it: the barrier
-            // is closed before its PINGs are written, and they are flushed after that.
+            // is closed before its PING is written, and it is flushed after that.
             if send { eventLoop.execute { self.sendBarrier() } }
             return barrier.hop(to: callerLoop).flatMap {
                 self.readConfirmed(key, on: callerLoop)
@@ -229,45 +230,28 @@ final class NearCacheShard: Sendable {
         return fetch(key, on: data, callerLoop: callerLoop)
     }
 
-    private func startFetch(_ key: [UInt8], _ state: inout State) -> UInt64 {
-        state.nextFetch &+= 1
-        state.fetches[key] = state.nextFetch
-        return state.nextFetch
-    }
-
-    /// A miss: a plain `GET`, answered as it comes. Only a key that exists is then read again,
-    /// tracked, to be kept: unknown tokens must neither fill the cache nor Redis's tracking
-    /// table (a tracked read registers the key there even when it does not exist).
+    /// A miss: a `GET`, answered as it comes, whose value is kept unless an invalidation, a write
+    /// of this process, a flush or a new link came while it was under way. One fetch per key
+    /// keeps its reply: a newer one takes the mark.
     private func fetch(_ key: [UInt8], on data: RedisConnection, callerLoop: any EventLoop) -> EventLoopFuture<NearRead> {
         metrics.misses.increment()
-        return data.sendRaw(RedisCommand("GET", RedisArgument(key))).flatMapThrowing { reply in
+        let fetch = state.withLock { state -> UInt64? in
+            guard state.link?.data === data else { return nil }
+            state.nextFetch &+= 1
+            state.fetches[key] = state.nextFetch
+            return state.nextFetch
+        }
+        return data.sendRaw(RedisCommand("GET", RedisArgument(key))).always { result in
+            if let fetch { self.finishFetch(key, fetch, value: try? result.get().bulkBytes) }
+        }.flatMapThrowing { reply in
             if case .error(let message) = reply { throw RedisClientError(.commandError, message) }
-            if case .bulkString = reply { self.track(key, on: data) }
             return NearRead(reply: reply, cached: false)
         }.hop(to: callerLoop)
     }
 
-    /// The tracked read that fills an entry: marked as being fetched before it is sent, so an
-    /// invalidation that arrives before its reply keeps the reply out. One at a time per key.
-    private func track(_ key: [UInt8], on data: RedisConnection) {
-        let fetch = state.withLock { state -> UInt64? in
-            guard state.link?.data === data, state.fetches[key] == nil else { return nil }
-            return startFetch(key, &state)
-        }
-        guard let fetch else { return }
-        let replies = data.sendRaw([RedisCommand("CLIENT", "CACHING", "yes"), RedisCommand("GET", RedisArgument(key))])
-        replies[0].and(replies[1]).whenComplete { result in
-            guard case .success(let (caching, reply)) = result, !caching.isError else {
-                self.finishFetch(key, fetch, value: nil)
-                return
-            }
-            self.finishFetch(key, fetch, value: reply.bulkBytes)
-        }
-    }
-
     /// Keeps a fetched value unless an invalidation, a write of this process, a flush or a new
     /// link came since the fetch began. A missing key is not kept: unknown tokens must not fill
-    /// the cache.
+    /// the cache. A failed fetch only clears its mark.
     private func finishFetch(_ key: [UInt8], _ fetch: UInt64, value: [UInt8]?) {
         state.withLock { state in
             guard state.fetches[key] == fetch else { return }
@@ -295,10 +279,8 @@ final class NearCacheShard: Sendable {
         }
         let sentAt = NIODeadline.now()
         metrics.barrierRoundTrips.increment()
-        let subscriberPong = link.subscriber.sendRaw(RedisCommand("PING"))
-        let dataPong = link.data.sendRaw(RedisCommand("PING"))
-        subscriberPong.and(dataPong).whenComplete { result in
-            guard case .success(let (subscriberReply, dataReply)) = result, !subscriberReply.isError, !dataReply.isError else {
+        link.subscriber.sendRaw(RedisCommand("PING")).whenComplete { result in
+            guard case .success(let reply) = result, !reply.isError else {
                 waiting?.fail(RedisClientError(.connectionClosed, "near-cache barrier failed"))
                 return
             }

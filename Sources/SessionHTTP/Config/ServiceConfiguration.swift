@@ -126,16 +126,6 @@ public struct ServiceConfiguration: Sendable {
         } else if let file = tlsFiles.first(where: { given($0) != nil }) {
             throw ConfigurationError(variable: file.variable, reason: "TLS files need a rediss:// \(Setting.redisURL.variable)")
         }
-        let staleness = try integer(.nearCacheMaxStaleness)
-        let maxEntries = try integer(.nearCacheMaxEntries)
-        redis.nearCache = try check(.nearCache) { () throws(ConfigurationError.Reason) -> NearCacheConfiguration? in
-            switch value(.nearCache).lowercased() {
-            case "strict": return NearCacheConfiguration(mode: .strict, maxEntries: maxEntries)
-            case "bounded": return NearCacheConfiguration(mode: .bounded(maxStaleness: .milliseconds(staleness)), maxEntries: maxEntries)
-            case "off": return nil
-            case let text: throw .init("must be strict, bounded or off, got '\(text.prefix(32))'")
-            }
-        }
         redisSeeds = parsedURLs.map { RedisNodeAddress(host: $0.host, port: $0.port) }
         let sentinelList = given(.redisSentinels)
         let masterName = given(.redisMasterName)
@@ -172,6 +162,16 @@ public struct ServiceConfiguration: Sendable {
                 throw .init("must be 1 to 64 printable ASCII characters without spaces or braces")
             }
             return text
+        }
+        let staleness = try integer(.nearCacheMaxStaleness)
+        let maxEntries = try integer(.nearCacheMaxEntries)
+        redis.nearCache = try check(.nearCache) { () throws(ConfigurationError.Reason) -> NearCacheConfiguration? in
+            switch value(.nearCache).lowercased() {
+            case "strict": return NearCacheConfiguration(mode: .strict, maxEntries: maxEntries, keyPrefix: prefix)
+            case "bounded": return NearCacheConfiguration(mode: .bounded(maxStaleness: .milliseconds(staleness)), maxEntries: maxEntries, keyPrefix: prefix)
+            case "off": return nil
+            case let text: throw .init("must be strict, bounded or off, got '\(text.prefix(32))'")
+            }
         }
         let idle = try integer(.idleTimeout)
         let absolute = try integer(.absoluteTimeout)

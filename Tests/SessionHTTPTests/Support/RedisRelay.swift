@@ -3,9 +3,10 @@ import NIOPosix
 import Synchronization
 
 /// A TCP relay in front of Redis that can hold what Redis sends to subscriber connections (those
-/// that subscribed to `__redis__:invalidate`), without closing them: a sessiond behind it then
-/// hears of invalidations, and gets its barrier PONGs, late, as if it were far from Redis while
-/// everyone else is near (../shared/TESTING.md, "a relay with latency").
+/// that subscribed to `__redis__:invalidate`), or to the others, without closing them: a sessiond
+/// behind it then hears of invalidations, gets its barrier PONGs, or gets its replies, late, as
+/// if it were far from Redis while everyone else is near (../shared/TESTING.md, "a relay with
+/// latency").
 final class RedisRelay: Sendable {
     let port: Int
     private let server: any Channel
@@ -43,12 +44,18 @@ final class RedisRelay: Sendable {
 
     /// From now on, what Redis sends to subscriber connections waits in the relay.
     func holdSubscribers() {
-        state.holding.store(true, ordering: .sequentiallyConsistent)
+        state.holdingSubscribers.store(true, ordering: .sequentiallyConsistent)
+    }
+
+    /// From now on, what Redis sends to the other connections (replies) waits in the relay.
+    func holdReplies() {
+        state.holdingReplies.store(true, ordering: .sequentiallyConsistent)
     }
 
     /// Delivers what was held, in order, and stops holding.
     func release() {
-        state.holding.store(false, ordering: .sequentiallyConsistent)
+        state.holdingSubscribers.store(false, ordering: .sequentiallyConsistent)
+        state.holdingReplies.store(false, ordering: .sequentiallyConsistent)
         for link in state.all() {
             link.client.eventLoop.execute { link.deliverHeld() }
         }
@@ -61,7 +68,8 @@ final class RedisRelay: Sendable {
 }
 
 private final class RelayState: Sendable {
-    let holding = Atomic<Bool>(false)
+    let holdingSubscribers = Atomic<Bool>(false)
+    let holdingReplies = Atomic<Bool>(false)
     private let links = Mutex<[RelayLink]>([])
 
     func add(_ link: RelayLink) { links.withLock { $0.append(link) } }
@@ -82,8 +90,14 @@ private final class RelayLink: @unchecked Sendable {
         self.state = state
     }
 
+    private var holding: Bool {
+        isSubscriber
+            ? state.holdingSubscribers.load(ordering: .sequentiallyConsistent)
+            : state.holdingReplies.load(ordering: .sequentiallyConsistent)
+    }
+
     func fromRedis(_ buffer: ByteBuffer) {
-        if isSubscriber && (state.holding.load(ordering: .sequentiallyConsistent) || !held.isEmpty) {
+        if holding || !held.isEmpty {
             held.append(buffer)
         } else {
             client.writeAndFlush(buffer, promise: nil)
@@ -91,7 +105,7 @@ private final class RelayLink: @unchecked Sendable {
     }
 
     func deliverHeld() {
-        guard !state.holding.load(ordering: .sequentiallyConsistent) else { return }
+        guard !holding else { return }
         for buffer in held { client.write(buffer, promise: nil) }
         held.removeAll()
         client.flush()
