@@ -162,6 +162,12 @@ public final class RedisClient: RedisDeployment, Sendable {
                 continue
             }
             do {
+                if try await Self.writesRepliesMidTurn(subscriber) {
+                    subscriber.close()
+                    logger.warning("near cache off: the server runs I/O threads (io-threads > 1), which can send a reply before its write's invalidation", metadata: ["server": "\(data.address)"])
+                    try? await data.closeFuture.get()
+                    return
+                }
                 // The subscriber is the tracking client itself: a barrier's PONG on it then also
                 // shows that the client Redis sends the invalidations for is alive.
                 let id = try await subscriber.send(RedisCommand("CLIENT", "ID"))
@@ -199,6 +205,21 @@ public final class RedisClient: RedisDeployment, Sendable {
             if ContinuousClock.now - linkedAt > .seconds(1) { backoff = configuration.reconnectBackoffInitial }
             if data.isActive { logger.warning("near-cache subscriber connection lost; entries dropped", metadata: ["server": "\(data.address)"]) }
         }
+    }
+
+    /// Whether the server may send a write's reply before the write's broadcast invalidation
+    /// (docs/near-cache.md, "Why strict holds"): with I/O threads, Valkey 8 writes a reply right
+    /// after its command, before the turn's broadcast. Any `io-threads` above 1 counts, on Redis
+    /// too. A server that refuses `CONFIG GET` is taken at its default (one thread).
+    private static func writesRepliesMidTurn(_ connection: RedisConnection) async throws -> Bool {
+        let reply: RESPValue
+        do {
+            reply = try await connection.send(RedisCommand("CONFIG", "GET", "io-threads"))
+        } catch let error as RedisClientError where error.code == .commandError {
+            return false
+        }
+        guard let parts = reply.array, parts.count == 2, let threads = parts[1].string.flatMap({ Int($0) }) else { return false }
+        return threads > 1
     }
 
     /// A new connection and the replicas its server has (from `ROLE`).

@@ -383,7 +383,9 @@ public final class SessionStore: Service, Sendable {
             let reply = try await evaluateIndexing(
                 scripts.replaceData, keys: keys,
                 arguments: [RedisArgument(current.version), RedisArgument(tail.bytes), RedisArgument(handle.indexMember), RedisArgument(Int(tail.first))],
-                replicated: false, tag: token.tag, userID: current.userID
+                // Replicated as a revocation is: a confirmed patch survives a failover, and is
+                // confirmed only after Redis has queued its invalidation (docs/near-cache.md).
+                replicated: true, tag: token.tag, userID: current.userID
             )
             if reply.isNull { return .noSession }
             guard let parts = reply.array, parts.count == 2, let applied = parts[0].integer, let record = parts[1].bytes else {

@@ -23,11 +23,12 @@ public struct NearRead: Sendable {
 ///   invalidation that arrives before the reply clears the mark, and a reply whose mark is gone
 ///   is not kept (Redis's documented fetch/invalidate race). A missing key is not kept.
 /// - `strict`: a hit waits for a barrier: a `PING` on the subscriber connection, sent after the
-///   lookup arrived. Redis queues a write's broadcast invalidation on the subscriber connection
-///   before it sends the write's reply (in the same `beforeSleep`), so the `PONG` comes after the
-///   invalidation of every write acknowledged before the `PING` was sent; and it shows that the
-///   tracking client was still alive. Every hit that arrives while a barrier is not yet sent
-///   shares it.
+///   lookup arrived. Without I/O threads (a server with them is served without the cache), Redis
+///   queues a write's broadcast invalidation on the subscriber connection in the `beforeSleep`
+///   that writes the turn's replies, before it writes them, and sessiond confirms a revocation
+///   or a patch only after a later turn; so the `PONG` comes after the invalidation of every
+///   write acknowledged before the `PING` was sent, and it shows that the tracking client was
+///   still alive. Every hit that arrives while a barrier is not yet sent shares it.
 /// - `bounded`: a heartbeat sends the same barrier every half bound; a hit is answered at once
 ///   while the newest answered barrier was sent within the bound, and read from Redis otherwise.
 /// - Losing either connection drops every entry (`unlink`), as does a flush (`FLUSHALL`, a slot
@@ -284,11 +285,17 @@ final class NearCacheShard: Sendable {
                 waiting?.fail(RedisClientError(.connectionClosed, "near-cache barrier failed"))
                 return
             }
-            self.state.withLock { state in
-                guard state.link?.epoch == link.epoch else { return }
+            let current = self.state.withLock { state -> Bool in
+                guard state.link?.epoch == link.epoch else { return false }
                 if state.confirmedAt.map({ $0 < sentAt }) ?? true { state.confirmedAt = sentAt }
+                return true
             }
-            waiting?.succeed()
+            // A barrier of an earlier link orders nothing of the current one's subscriber.
+            if current {
+                waiting?.succeed()
+            } else {
+                waiting?.fail(RedisClientError(.connectionClosed, "near-cache link to Redis replaced"))
+            }
         }
     }
 }
