@@ -40,6 +40,13 @@ final class NearCacheShard: Sendable {
         let epoch: Int
     }
 
+    /// A strict hit waiting for the open barrier: answered from the entry, or fetched, when the
+    /// barrier's `PONG` is back. One promise per hit, no future chain.
+    private struct BarrierWaiter {
+        let key: [UInt8]
+        let promise: EventLoopPromise<NearRead>
+    }
+
     private struct State {
         var entries = NearCacheEntries()
         /// Keys being fetched, with the fetch that may keep its reply.
@@ -47,8 +54,9 @@ final class NearCacheShard: Sendable {
         var nextFetch: UInt64 = 0
         var link: Link?
         var epoch = 0
-        /// The barrier that hits arriving now join; it is sent on the next turn of the loop.
-        var openBarrier: EventLoopPromise<Void>?
+        /// The hits of the barrier that hits arriving now join; it is sent on the next turn of
+        /// the loop. Nil while no barrier is open.
+        var openBarrier: [BarrierWaiter]?
         /// When the newest answered barrier of this link was sent.
         var confirmedAt: NIODeadline?
         var heartbeat: RepeatedTask?
@@ -95,7 +103,7 @@ final class NearCacheShard: Sendable {
     /// Stops caching for the link of `epoch`: one of its connections closed, so invalidations
     /// may have been missed. Every entry goes; waiting hits read from Redis.
     func unlink(epoch: Int) {
-        let unlinked = state.withLock { state -> (barrier: EventLoopPromise<Void>?, heartbeat: RepeatedTask?)? in
+        let unlinked = state.withLock { state -> (barrier: [BarrierWaiter]?, heartbeat: RepeatedTask?)? in
             guard state.link?.epoch == epoch else { return nil }
             state.link = nil
             state.epoch += 1
@@ -109,7 +117,7 @@ final class NearCacheShard: Sendable {
         }
         guard let unlinked else { return }
         unlinked.heartbeat?.cancel()
-        unlinked.barrier?.fail(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
+        for waiter in unlinked.barrier ?? [] { waiter.promise.fail(RedisClientError(.connectionClosed, "near-cache link to Redis lost")) }
         metrics.flushes.increment()
     }
 
@@ -155,7 +163,7 @@ final class NearCacheShard: Sendable {
     private enum Plan {
         case unlinked
         case answer([UInt8])
-        case awaitBarrier(EventLoopFuture<Void>, send: Bool)
+        case awaitBarrier(EventLoopFuture<NearRead>, send: Bool)
         case fetch(RedisConnection)
     }
 
@@ -171,10 +179,13 @@ final class NearCacheShard: Sendable {
                 case .bounded(let bound):
                     if let confirmed = state.confirmedAt, now - confirmed <= TimeAmount(bound) { return .answer(value) }
                 case .strict:
-                    if let open = state.openBarrier { return .awaitBarrier(open.futureResult, send: false) }
-                    let barrier = eventLoop.makePromise(of: Void.self)
-                    state.openBarrier = barrier
-                    return .awaitBarrier(barrier.futureResult, send: true)
+                    let waiter = BarrierWaiter(key: key, promise: callerLoop.makePromise(of: NearRead.self))
+                    if state.openBarrier == nil {
+                        state.openBarrier = [waiter]
+                        return .awaitBarrier(waiter.promise.futureResult, send: true)
+                    }
+                    state.openBarrier?.append(waiter)
+                    return .awaitBarrier(waiter.promise.futureResult, send: false)
                 }
             }
             return .fetch(link.data)
@@ -185,50 +196,43 @@ final class NearCacheShard: Sendable {
         case .answer(let value):
             metrics.hits.increment()
             return callerLoop.makeSucceededFuture(NearRead(reply: .bulkString(value), cached: true))
-        case .awaitBarrier(let barrier, let send):
+        case .awaitBarrier(let answer, let send):
             // Sent from a task of the loop, after every hit of this turn joined it: the barrier
             // is closed before its PING is written, and it is flushed after that.
             if send { eventLoop.execute { self.sendBarrier() } }
-            return barrier.hop(to: callerLoop).flatMap {
-                self.readConfirmed(key, on: callerLoop)
-            }.flatMapError { _ in
-                self.readUncached(key, on: callerLoop)
+            return answer
+        case .fetch(let data):
+            return fetch(key, on: data, callerLoop: callerLoop)
+        }
+    }
+
+    /// After a barrier: each hit's entry if it is still there (no invalidation came before the
+    /// `PONG`), otherwise a fetch. After a failed barrier (`confirmed` false: the link is going
+    /// down or was replaced), every hit is fetched from the current link's data connection, or
+    /// fails (for the caller's fallback) when there is none.
+    private func answer(_ waiting: [BarrierWaiter], confirmed: Bool) {
+        var found = [(BarrierWaiter, [UInt8])]()
+        var missing = [BarrierWaiter]()
+        let data = state.withLock { state -> RedisConnection? in
+            for waiter in waiting {
+                if confirmed, let value = state.entries.value(for: waiter.key) {
+                    found.append((waiter, value))
+                } else {
+                    missing.append(waiter)
+                }
             }
-        case .fetch(let data):
-            return fetch(key, on: data, callerLoop: callerLoop)
+            return state.link?.data
         }
-    }
-
-    /// After a barrier: the entry if it is still there (no invalidation came before the PONG),
-    /// otherwise a fetch.
-    private func readConfirmed(_ key: [UInt8], on callerLoop: any EventLoop) -> EventLoopFuture<NearRead> {
-        let plan = state.withLock { state -> Plan in
-            guard let link = state.link else { return .unlinked }
-            if let value = state.entries.value(for: key) { return .answer(value) }
-            return .fetch(link.data)
+        // Completed outside the lock: a completion runs the caller's callbacks, which may read again.
+        if !found.isEmpty { metrics.hits.increment(by: found.count) }
+        for (waiter, value) in found { waiter.promise.succeed(NearRead(reply: .bulkString(value), cached: true)) }
+        for waiter in missing {
+            if let data {
+                fetch(waiter.key, on: data, callerLoop: waiter.promise.futureResult.eventLoop).cascade(to: waiter.promise)
+            } else {
+                waiter.promise.fail(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
+            }
         }
-        switch plan {
-        case .answer(let value):
-            metrics.hits.increment()
-            return callerLoop.makeSucceededFuture(NearRead(reply: .bulkString(value), cached: true))
-        case .fetch(let data):
-            return fetch(key, on: data, callerLoop: callerLoop)
-        case .unlinked, .awaitBarrier:
-            return callerLoop.makeFailedFuture(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
-        }
-    }
-
-    /// A failed barrier: the link is going down; the read goes to the data connection if it is
-    /// still linked, and fails (for the caller's fallback) otherwise.
-    private func readUncached(_ key: [UInt8], on callerLoop: any EventLoop) -> EventLoopFuture<NearRead> {
-        let plan = state.withLock { state -> Plan in
-            guard let link = state.link else { return .unlinked }
-            return .fetch(link.data)
-        }
-        guard case .fetch(let data) = plan else {
-            return callerLoop.makeFailedFuture(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
-        }
-        return fetch(key, on: data, callerLoop: callerLoop)
     }
 
     /// A miss: a `GET`, answered as it comes, whose value is kept unless an invalidation, a write
@@ -272,17 +276,17 @@ final class NearCacheShard: Sendable {
     private func sendBarrier() {
         let (waiting, link) = state.withLock { state in
             defer { state.openBarrier = nil }
-            return (state.openBarrier, state.link)
+            return (state.openBarrier ?? [], state.link)
         }
         guard let link else {
-            waiting?.fail(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
+            answer(waiting, confirmed: false)
             return
         }
         let sentAt = NIODeadline.now()
         metrics.barrierRoundTrips.increment()
         link.subscriber.sendRaw(RedisCommand("PING")).whenComplete { result in
             guard case .success(let reply) = result, !reply.isError else {
-                waiting?.fail(RedisClientError(.connectionClosed, "near-cache barrier failed"))
+                self.answer(waiting, confirmed: false)
                 return
             }
             let current = self.state.withLock { state -> Bool in
@@ -291,11 +295,7 @@ final class NearCacheShard: Sendable {
                 return true
             }
             // A barrier of an earlier link orders nothing of the current one's subscriber.
-            if current {
-                waiting?.succeed()
-            } else {
-                waiting?.fail(RedisClientError(.connectionClosed, "near-cache link to Redis replaced"))
-            }
+            self.answer(waiting, confirmed: current)
         }
     }
 }
