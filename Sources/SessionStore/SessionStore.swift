@@ -248,23 +248,30 @@ public final class SessionStore: Service, Sendable {
     /// A due touch does not hold the answer: the session is answered as read (as stored at that
     /// instant, like every lookup between touches), and the `lookup` script slides it right
     /// after. Waiting for it doubled the latency of the lookups that touch.
-    public func lookup(_ token: SessionToken, touch: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Session?> {
-        let handle = token.handle
-        let key = sessionKey(handle)
-        let answer = eventLoop.makePromise(of: Session?.self)
+    ///
+    /// `answer` is called once, on `eventLoop` unless the read went to the routed `GET` (then from
+    /// its task): the byte fast path calls this form, with no future of its own.
+    public func lookup(_ token: SessionToken, touch: Bool, on eventLoop: any EventLoop, answer: @escaping @Sendable (Result<Session?, any Error>) -> Void) {
+        let key = sessionKey(token.handle)
         redis.nearGet(key, on: eventLoop).whenComplete { result in
             switch result {
             case .success(let read):
                 do {
-                    try self.answer(read, token, touch: touch, key: key, on: eventLoop, into: answer)
+                    try self.answer(read, token, touch: touch, key: key, on: eventLoop, answer: answer)
                 } catch {
-                    answer.fail(error)
+                    answer(.failure(error))
                 }
             case .failure:
-                self.readRouted(token, touch: touch, key: key, on: eventLoop, into: answer)
+                self.readRouted(token, touch: touch, key: key, on: eventLoop, answer: answer)
             }
         }
-        return answer.futureResult
+    }
+
+    /// `lookup(_:touch:on:answer:)` as a future, completed on `eventLoop`.
+    public func lookup(_ token: SessionToken, touch: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Session?> {
+        let promise = eventLoop.makePromise(of: Session?.self)
+        lookup(token, touch: touch, on: eventLoop, answer: promise.completeWith)
+        return promise.futureResult
     }
 
     /// Near a cached record's end, Redis decides: the clock estimate's error (see `RedisClock`)
@@ -272,30 +279,37 @@ public final class SessionStore: Service, Sendable {
     static let expiryMargin: Int64 = 1000
 
     /// The lookup's read through the routed `GET` (retries, redirects), in a task.
-    private func readRouted(_ token: SessionToken, touch: Bool, key: RedisArgument, on eventLoop: any EventLoop, into answer: EventLoopPromise<Session?>) {
-        answer.completeWithTask {
-            let reply = try await self.redis.send(RedisCommand("GET", key), routingKey: key)
-            return self.touchIfDue(try self.session(from: reply, handle: token.handle), token, touch: touch, key: key, on: eventLoop)
+    private func readRouted(
+        _ token: SessionToken, touch: Bool, key: RedisArgument, on eventLoop: any EventLoop,
+        answer: @escaping @Sendable (Result<Session?, any Error>) -> Void
+    ) {
+        Task {
+            do {
+                let reply = try await self.redis.send(RedisCommand("GET", key), routingKey: key)
+                answer(.success(self.touchIfDue(try self.session(from: reply, handle: token.handle), token, touch: touch, key: key, on: eventLoop)))
+            } catch {
+                answer(.failure(error))
+            }
         }
     }
 
     private func answer(
         _ read: NearRead, _ token: SessionToken, touch: Bool, key: RedisArgument, on eventLoop: any EventLoop,
-        into answer: EventLoopPromise<Session?>
+        answer: @escaping @Sendable (Result<Session?, any Error>) -> Void
     ) throws {
         guard let session = try session(from: read.reply, handle: token.handle) else {
-            answer.succeed(nil)
+            answer(.success(nil))
             return
         }
         // Expiry is enforced from the record, never trusted to an invalidation. Near its end,
         // or before Redis's time is known (the first instants after start), Redis decides.
         if read.cached {
             guard let now = clock.now(), session.endsAt - now > Self.expiryMargin else {
-                readRouted(token, touch: touch, key: key, on: eventLoop, into: answer)
+                readRouted(token, touch: touch, key: key, on: eventLoop, answer: answer)
                 return
             }
         }
-        answer.succeed(touchIfDue(session, token, touch: touch, key: key, on: eventLoop))
+        answer(.success(touchIfDue(session, token, touch: touch, key: key, on: eventLoop)))
     }
 
     /// `lookup(_:touch:on:)` from a task.
