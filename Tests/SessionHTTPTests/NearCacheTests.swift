@@ -66,6 +66,41 @@ import Testing
         }
     }
 
+    /// `bounded`, measured: a revoke by another process, whose invalidation and heartbeats this
+    /// process does not hear (the relay holds its subscriber), is answered stale at most until
+    /// the bound has passed since the acknowledgement. Each round records when the last stale
+    /// answer's lookup started, after the acknowledgement; every one must be within the bound.
+    @Test func boundedStalenessStaysWithinTheBound() async throws {
+        let bound = 50
+        let settings = ["SESSIOND_NEAR_CACHE": "bounded", "SESSIOND_NEAR_CACHE_MAX_STALENESS_MS": String(bound)]
+        try await withRelayedServer(settings: settings) { server, relay, redis in
+            var latest = [Double]()
+            var staleAnswers = 0
+            for round in 0..<40 {
+                let session = try await server.create(user: "near-staleness-\(round % 5)")
+                try await warm(server, session)
+                relay.holdSubscribers()
+                _ = try await redis.send(RedisCommand("DEL", RedisArgument(server.sessionKey(session.handle))))
+                let acknowledged = ContinuousClock.now
+                var last: Duration?
+                while ContinuousClock.now - acknowledged < .seconds(2) {
+                    let started = ContinuousClock.now
+                    guard try await server.lookup(session.token, touch: false).status == 200 else { break }
+                    staleAnswers += 1
+                    last = started - acknowledged
+                }
+                relay.release()
+                if let last { latest.append(Double(last.components.attoseconds) / 1e15 + Double(last.components.seconds) * 1000) }
+                #expect(try await server.lookup(session.token, touch: false).status == 401, "round \(round)")
+            }
+            latest.sort()
+            let max = latest.last ?? 0
+            print("near cache, bounded \(bound) ms: \(staleAnswers) stale answers over 40 revokes, \(latest.count) rounds with one; " +
+                  "the last stale lookup started after the acknowledgement: median \(latest.isEmpty ? 0 : latest[latest.count / 2]) ms, max \(max) ms")
+            #expect(max < Double(bound), "a stale answer to a lookup that started \(max) ms after the acknowledgement")
+        }
+    }
+
     /// The fetch/invalidate race: a miss's `GET` reads the session, the session is revoked, and
     /// the invalidation reaches this process before the `GET`'s reply does. The reply answers
     /// its own lookup (it was true when read) but is not kept: later lookups answer 401.
