@@ -454,8 +454,7 @@ public final class SessionStore: Service, Sendable {
     }
 
     /// Waits until a replica has every write made so far on the slot of `tagText` (SPEC §5.8),
-    /// through a fence write confirmed by `WAIT`; without replicas, the fence only shows that
-    /// Redis has finished the turns of those writes (`RedisClient.runScript`).
+    /// through a fence write confirmed by `WAIT`; a no-op without replicas.
     private func confirmReplicated(tagText: some StringProtocol) async throws {
         _ = try await redis.evaluate(
             scripts.fence, keys: [RedisArgument(policy.keyPrefix + "{" + tagText + "}fence")], arguments: [], replicated: true
@@ -573,11 +572,10 @@ public final class SessionStore: Service, Sendable {
 
     /// Revokes every session of the user that existed when this call began (all but `except`):
     /// chunks of index entries, the soonest to end first, each chunk one atomic script with
-    /// every key in KEYS that revokes the sessions created up to a bound and keeps later ones.
-    /// The whole is confirmed once, at the end, by the fence: by a replica when there is one
-    /// (SPEC §5.8), and on a later Redis turn than every chunk's (docs/near-cache.md). It ends
-    /// when a chunk holds only sessions created after the bound and no more entries lie beyond
-    /// it. Returns how many live sessions were revoked.
+    /// every key in KEYS that revokes the sessions created up to a bound and keeps later ones,
+    /// confirmed by a replica when there is one (SPEC §5.8). It ends when a chunk holds only
+    /// sessions created after the bound and no more entries lie beyond it. Returns how many
+    /// live sessions were revoked.
     public func forceLogout(userID: String, except: SessionHandle?) async throws -> Int {
         let tag = try await userTag(userID)
         try await migrateLegacyIndexIfPresent(tag: tag, userID: userID)
@@ -598,7 +596,7 @@ public final class SessionStore: Service, Sendable {
             let window = try await indexMembers(index, "0", RedisArgument(forceLogoutChunk))
             let members = window.filter { $0 != keep }
             if members.isEmpty {
-                try await confirmReplicated(tagText: tag.text)
+                if round == 0 { try await confirmReplicated(tagText: tag.text) }
                 return revoked
             }
             let chunk = try handles(members, tag: tag)
@@ -606,7 +604,7 @@ public final class SessionStore: Service, Sendable {
             defer { redis.forgetNear(memberKeys) }
             let reply = try await redis.evaluate(
                 scripts.revokeMembers, keys: [index] + memberKeys,
-                arguments: [RedisArgument(bound)] + members.map { RedisArgument($0) } + chunk.map { RedisArgument($0.encoded) }, replicated: false
+                arguments: [RedisArgument(bound)] + members.map { RedisArgument($0) } + chunk.map { RedisArgument($0.encoded) }, replicated: true
             )
             guard let counts = reply.array, counts.count == 2, let count = counts[0].integer, let kept = counts[1].integer else {
                 throw SessionStoreError.unexpectedReply("revoke_members: unexpected reply shape")
@@ -617,10 +615,7 @@ public final class SessionStore: Service, Sendable {
                 // Only sessions created after the bound are left in the window. If the window was
                 // full, entries beyond it may still be older: more than a chunk of sessions was
                 // created while this ran, and the caller is told to try again.
-                if window.count <= forceLogoutChunk {
-                    try await confirmReplicated(tagText: tag.text)
-                    return revoked
-                }
+                if window.count <= forceLogoutChunk { return revoked }
                 throw SessionStoreError.tooMuchContention
             }
         }
