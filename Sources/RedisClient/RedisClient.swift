@@ -468,7 +468,7 @@ public final class RedisClient: RedisDeployment, Sendable {
             // the near caches' invalidations of that turn are queued at its end, and a reply can
             // leave before them (docs/near-cache.md). A PING sent after the reply is read on a
             // later turn; WAIT's reply, which needs a replica's answer, always is.
-            _ = try Self.checked(try await connection.send(RedisCommand("PING")))
+            _ = try await connection.send(RedisCommand("PING"))
         }
         return result
     }

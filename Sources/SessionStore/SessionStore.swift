@@ -249,8 +249,8 @@ public final class SessionStore: Service, Sendable {
     /// instant, like every lookup between touches), and the `lookup` script slides it right
     /// after. Waiting for it doubled the latency of the lookups that touch.
     ///
-    /// `answer` is called once, on `eventLoop` unless the read went to the routed `GET` (then from
-    /// its task): the byte fast path calls this form, with no future of its own.
+    /// `answer` is called once, on `eventLoop`: the byte fast path calls this form, with no future
+    /// of its own.
     public func lookup(_ token: SessionToken, touch: Bool, on eventLoop: any EventLoop, answer: @escaping @Sendable (Result<Session?, any Error>) -> Void) {
         let key = sessionKey(token.handle)
         redis.nearGet(key, on: eventLoop).whenComplete { result in
@@ -284,12 +284,14 @@ public final class SessionStore: Service, Sendable {
         answer: @escaping @Sendable (Result<Session?, any Error>) -> Void
     ) {
         Task {
+            let result: Result<Session?, any Error>
             do {
                 let reply = try await self.redis.send(RedisCommand("GET", key), routingKey: key)
-                answer(.success(self.touchIfDue(try self.session(from: reply, handle: token.handle), token, touch: touch, key: key, on: eventLoop)))
+                result = .success(self.touchIfDue(try self.session(from: reply, handle: token.handle), token, touch: touch, key: key, on: eventLoop))
             } catch {
-                answer(.failure(error))
+                result = .failure(error)
             }
+            eventLoop.execute { answer(result) }
         }
     }
 

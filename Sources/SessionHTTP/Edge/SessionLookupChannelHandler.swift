@@ -193,28 +193,14 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let logger = shared.logger
-        let eventLoop = context.eventLoop
-        shared.store.lookup(token, touch: touch, on: eventLoop) { result in
-            // On this loop, except a read that went to Redis's routed GET (from its task).
-            if eventLoop.inEventLoop {
-                Self.deliver(result, loopBound, role: role, exchange, logger: logger)
-            } else {
-                eventLoop.execute { Self.deliver(result, loopBound, role: role, exchange, logger: logger) }
+        shared.store.lookup(token, touch: touch, on: context.eventLoop) { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success(let session):
+                handler.respond(to: .success(session), role: role, exchange, context: context)
+            case .failure(let error):
+                handler.respond(error: APIError.answering(error, logger: logger), exchange, context: context)
             }
-        }
-    }
-
-    /// The store's answer to a lookup, on the connection's loop.
-    private static func deliver(
-        _ result: Result<Session?, any Error>, _ loopBound: NIOLoopBound<(SessionLookupChannelHandler, ChannelHandlerContext)>,
-        role: Role, _ exchange: Exchange, logger: Logger
-    ) {
-        let (handler, context) = loopBound.value
-        switch result {
-        case .success(let session):
-            handler.respond(to: .success(session), role: role, exchange, context: context)
-        case .failure(let error):
-            handler.respond(error: APIError.answering(error, logger: logger), exchange, context: context)
         }
     }
 
