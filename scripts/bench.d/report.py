@@ -176,6 +176,18 @@ def main():
             rows.append((f"{label}: near-cache hit share", "n/a", "reported",
                          "n/a (no `sessiond_near_cache_hits_total` and `sessiond_near_cache_misses_total` in /metrics)", "—"))
 
+    # The cache off (SPEC §7 asks for the same figures): every lookup reads Redis.
+    off = med("lookup_off_rps")
+    if off is not None:
+        label = "lookup `GET /v1/session`, near cache off"
+        against = ", ".join(f"{off / v:.2f} × {name}" for name, v in (("webdis", webdis), ("nginx", nginx)) if v)
+        rows.append((f"{label}: throughput", rps(off), "reported", against, "—"))
+        off_p99, off_per = med("lookup_off_p99_ms"), med("lookup_off_redis_per_lookup")
+        rows.append((f"{label}: p99 latency (32 connections)", ms(off_p99) if off_p99 is not None else "—", "reported",
+                     each_run("lookup_off_p99_ms", ms), "—"))
+        rows.append((f"{label}: Redis commands per lookup", per(off_per) if off_per is not None else "—", "reported",
+                     f"{each_run('lookup_off_redis_per_lookup', per)}; touch share {each_run('lookup_off_touch_pct', pct)}", "—"))
+
     lookup, warning = med("lookup_rps"), med("lookup_warning_rps")
     if lookup is not None and warning:
         r = lookup / warning
@@ -281,6 +293,7 @@ def main():
     for name, label in (("lookup", "lookup, near cache strict, log level info"),
                         ("lookup_sealed", "lookup, encryption at rest, near cache strict, log level info"),
                         ("lookup_bounded", "lookup, near cache bounded, log level info"),
+                        ("lookup_off", "lookup, near cache off, log level info"),
                         ("lookup_warning", "lookup, near cache strict, log level warning"),
                         ("lookup_ab", "this build's twin of the baseline instance, log level info"),
                         ("lookup_baseline", "baseline build lookup, log level info"),
@@ -376,13 +389,14 @@ against contenders measured in the same run, so machine noise mostly cancels.
 
 How each figure is taken:
 - *passes*: after the warm-up, each of the {meta.get('runs', '?')} passes runs every lookup contender once, in
-  this order: redis-benchmark, lookup strict, webdis, lookup bounded, nginx, lookup at log level
+  this order: redis-benchmark, lookup strict, webdis, lookup bounded, lookup with the cache off, nginx, lookup at log level
   warning, the touch-heavy run{', the baseline build' if meta.get('baseline') == 'yes' else ''}; so drift hits all of them alike.
 - *lookup* (the headline): `wrk` with `scripts/bench.d/lookup.lua` (`GET /v1/session`,
   `X-Session-Token`, reader key; default `touch=true`) against sessiond with its defaults: near
   cache `strict` (`SESSIOND_NEAR_CACHE`) and log level `info` (one JSON line per request, to a
   file). *bounded*: a second sessiond with `SESSIOND_NEAR_CACHE=bounded` (default staleness bound),
-  also at `info`, in the same passes. *log level warning*: a third, strict, without request lines:
+  also at `info`, in the same passes. *off*: another with `SESSIOND_NEAR_CACHE=off`, where every
+  lookup reads Redis. *log level warning*: a third, strict, without request lines:
   the cost of logging. All share one Redis and the same sessions.
 - *touch share*, the headline workload: sessiond touches a session on its first lookup once its
   last touch is a touch step old (a tenth of the idle timeout, at most 60 s). In real traffic a
