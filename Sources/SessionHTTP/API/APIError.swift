@@ -15,13 +15,13 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     }
 
     /// `{"error": code, "message": text}`.
-    var body: ByteBuffer {
+    var body: [UInt8] {
         var json = JSONWriter()
         json.beginObject()
         json.key("error"); json.string(code)
         json.key("message"); json.string(message)
         json.endObject()
-        return json.buffer
+        return json.bytes
     }
 
     var answer: JSONAnswer {

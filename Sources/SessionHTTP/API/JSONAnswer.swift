@@ -9,7 +9,7 @@ import SessionStore
 /// cannot disagree on them.
 struct JSONAnswer {
     let status: HTTPResponse.Status
-    let body: ByteBuffer
+    let body: [UInt8]
     /// The session the answer is about: its handle, and its version as the ETag.
     var session: Session?
     /// Adds the session's user id (`X-Session-User-Id`): the identity a lookup gives a proxy.
@@ -40,7 +40,7 @@ struct JSONAnswer {
     var response: Response {
         var headers = HTTPFields()
         forEachHeader { headers.append(HTTPField(name: $0, value: $1)) }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     /// For the fast path: the status line, the headers, then request id, date, server and
@@ -53,13 +53,13 @@ struct JSONAnswer {
         // measures them, a second copies them.
         var measure = HeadWriter(into: nil)
         writeHead(into: &measure, requestID: requestID, serverName: serverName, date: date)
-        var buffer = allocator.buffer(capacity: measure.count + body.readableBytes)
+        var buffer = allocator.buffer(capacity: measure.count + body.count)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: measure.count) { target in
             var copy = HeadWriter(into: target)
             writeHead(into: &copy, requestID: requestID, serverName: serverName, date: date)
             return copy.count
         }
-        buffer.writeImmutableBuffer(body)
+        buffer.writeBytes(body)
         return buffer
     }
 
@@ -82,7 +82,7 @@ struct JSONAnswer {
         head.write("\r\nServer: ")
         head.write(serverName)
         head.write("\r\nContent-Length: ")
-        head.write(String(body.readableBytes))
+        head.write(String(body.count))
         head.write("\r\n\r\n")
     }
 }

@@ -1,6 +1,4 @@
-import NIOCore
-
-/// Writes JSON into a byte array, handed over as one ByteBuffer at the end. Responses are built
+/// Writes JSON into a byte array, which the answer copies once, after its head. Responses are built
 /// on the hot path of every page view, so they skip Codable and its intermediate values, and
 /// they gather bytes in an array: each ByteBuffer write checks uniqueness and exclusivity, which
 /// cost a visible share of a lookup when an answer took some 40 of them.
@@ -12,8 +10,6 @@ struct JSONWriter {
         bytes = []
         bytes.reserveCapacity(capacity)
     }
-
-    var buffer: ByteBuffer { ByteBuffer(bytes: bytes) }
 
     mutating func beginObject() { separator(); bytes.append(UInt8(ascii: "{")); needsComma = false }
     mutating func endObject() { bytes.append(UInt8(ascii: "}")); needsComma = true }

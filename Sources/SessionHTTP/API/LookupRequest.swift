@@ -25,7 +25,7 @@ enum LookupRequest {
     /// was missing, malformed, unknown, expired or revoked. Each such refusal is counted by the
     /// role of the key that asked, a brute-force signal; both front ends answer through here.
     static func answer(
-        _ found: Result<Session?, APIError>, role: @autoclosure () -> Role?, metrics: ServiceMetrics
+        _ found: Result<Session?, APIError>, role: Role?, metrics: ServiceMetrics
     ) throws(APIError) -> JSONAnswer {
         let refusal: APIError
         switch found {
@@ -33,7 +33,7 @@ enum LookupRequest {
         case .success(nil): refusal = .noSession
         case .failure(let error): refusal = error
         }
-        if refusal.code == APIError.noSession.code, let role = role() { metrics.recordInvalidSessionLookup(role: role) }
+        if refusal.code == APIError.noSession.code, let role { metrics.recordInvalidSessionLookup(role: role) }
         throw refusal
     }
 }

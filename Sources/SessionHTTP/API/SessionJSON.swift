@@ -1,4 +1,3 @@
-import NIOCore
 import SessionStore
 
 /// Renders sessions as the API shows them (SPEC §4). The token is written only where the
@@ -26,9 +25,9 @@ enum SessionJSON {
         json.endObject()
     }
 
-    static func render(_ session: Session, token: String? = nil, setCookie: String? = nil) -> ByteBuffer {
+    static func render(_ session: Session, token: String? = nil, setCookie: String? = nil) -> [UInt8] {
         var json = JSONWriter(capacity: 384 + session.data.count)
         write(session, into: &json, token: token, setCookie: setCookie)
-        return json.buffer
+        return json.bytes
     }
 }

@@ -20,30 +20,34 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
             let required = route.role
             for path in route.routerPaths {
                 router.on(path, method: route.method) { request, context -> Response in
-                    if let required { try authorize(request, required) }
-                    return try await handler(request, context)
+                    let role = try required.map { try keys.authorize(request.headers[.authorization], $0) }
+                    return try await handler(request, context, role)
                 }
             }
         }
     }
 
-    private func handler(for route: APIRoute) -> @Sendable (Request, Context) async throws -> Response {
+    /// The route's handler; it is given the role the route's key check found (nil on a route
+    /// open to all).
+    private func handler(for route: APIRoute) -> @Sendable (Request, Context, Role?) async throws -> Response {
+        let plain: @Sendable (Request, Context) async throws -> Response
         switch (route.method, route.path) {
-        case (.post, "/v1/sessions"): return create
         case (.get, "/v1/session"): return lookup
-        case (.patch, "/v1/session"): return update
-        case (.delete, "/v1/session"): return revoke
-        case (.post, "/v1/session/rotate"): return rotate
-        case (.get, "/v1/users/{user_id}/sessions"): return listUserSessions
-        case (.delete, "/v1/users/{user_id}/sessions"): return forceLogout
-        case (.get, "/v1/sessions/{handle}"): return readByHandle
-        case (.delete, "/v1/sessions/{handle}"): return revokeByHandle
         case (_, APIRoute.forwardAuthPath): return forwardAuth
-        case (.get, "/healthz"): return health
-        case (.get, "/readyz"): return readiness
-        case (.get, "/metrics"): return exposition
+        case (.post, "/v1/sessions"): plain = create
+        case (.patch, "/v1/session"): plain = update
+        case (.delete, "/v1/session"): plain = revoke
+        case (.post, "/v1/session/rotate"): plain = rotate
+        case (.get, "/v1/users/{user_id}/sessions"): plain = listUserSessions
+        case (.delete, "/v1/users/{user_id}/sessions"): plain = forceLogout
+        case (.get, "/v1/sessions/{handle}"): plain = readByHandle
+        case (.delete, "/v1/sessions/{handle}"): plain = revokeByHandle
+        case (.get, "/healthz"): plain = health
+        case (.get, "/readyz"): plain = readiness
+        case (.get, "/metrics"): plain = exposition
         default: preconditionFailure("no handler for \(route.method) \(route.path)")
         }
+        return { request, context, _ in try await plain(request, context) }
     }
 
     // MARK: sessions by token
@@ -60,26 +64,24 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     /// GET /v1/session. Most lookups never get here: `SessionLookupChannelHandler` answers them
     /// on the connection's event loop, with the same parsing; this route answers a GET that
     /// announces a body.
-    @Sendable func lookup(_ request: Request, _ context: Context) async throws -> Response {
-        try await answerLookup(request, touch: try LookupRequest.touch(in: request.uri))
+    @Sendable func lookup(_ request: Request, _ context: Context, role: Role?) async throws -> Response {
+        try await answerLookup(request, touch: try LookupRequest.touch(in: request.uri), role: role)
     }
 
     /// `/v1/auth/{path}`, any method forward-auth proxies pass on: the lookup. The path, query
     /// and body are the original request's, so none is read, and the request counts as activity.
-    @Sendable func forwardAuth(_ request: Request, _ context: Context) async throws -> Response {
-        try await answerLookup(request, touch: true)
+    @Sendable func forwardAuth(_ request: Request, _ context: Context, role: Role?) async throws -> Response {
+        try await answerLookup(request, touch: true, role: role)
     }
 
-    private func answerLookup(_ request: Request, touch: Bool) async throws -> Response {
+    private func answerLookup(_ request: Request, touch: Bool, role: Role?) async throws -> Response {
         let found: Result<Session?, APIError>
         do {
             found = .success(try await store.lookup(try sessionToken(request), touch: touch))
         } catch let error as APIError {
             found = .failure(error)
         }
-        // The route's authorization passed, so the key has a role; it is read again only for
-        // a refusal's count.
-        return try LookupRequest.answer(found, role: try? keys.authorize(request.headers[.authorization], .reader), metrics: metrics).response
+        return try LookupRequest.answer(found, role: role, metrics: metrics).response
     }
 
     @Sendable func update(_ request: Request, _ context: Context) async throws -> Response {
@@ -145,7 +147,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         json.key("total"); json.integer(page.total)
         json.key("next_cursor"); json.optionalString(page.nextCursor?.encoded)
         json.endObject()
-        return self.json(.ok, json.buffer)
+        return self.json(.ok, json.bytes)
     }
 
     @Sendable func forceLogout(_ request: Request, _ context: Context) async throws -> Response {
@@ -161,7 +163,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         json.beginObject()
         json.key("revoked"); json.integer(revoked)
         json.endObject()
-        return self.json(.ok, json.buffer)
+        return self.json(.ok, json.bytes)
     }
 
     @Sendable func readByHandle(_ request: Request, _ context: Context) async throws -> Response {
@@ -182,7 +184,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     // MARK: health
 
     @Sendable func health(_ request: Request, _ context: Context) async throws -> Response {
-        json(.ok, ByteBuffer(string: #"{"status":"ok"}"#))
+        json(.ok, Array(#"{"status":"ok"}"#.utf8))
     }
 
     @Sendable func readiness(_ request: Request, _ context: Context) async throws -> Response {
@@ -191,7 +193,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         } catch {
             throw APIError.storeUnavailable("Redis does not answer")
         }
-        return json(.ok, ByteBuffer(string: #"{"status":"ready"}"#))
+        return json(.ok, Array(#"{"status":"ready"}"#.utf8))
     }
 
     // MARK: metrics
@@ -208,10 +210,6 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     }
 
     // MARK: request pieces
-
-    private func authorize(_ request: Request, _ required: Role) throws {
-        try keys.authorize(request.headers[.authorization], required)
-    }
 
     private func sessionToken(_ request: Request) throws(APIError) -> SessionToken {
         try cookie.token(in: request.headers)
@@ -277,7 +275,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
 
     // MARK: responses
 
-    private func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, session: Session? = nil) -> Response {
+    private func json(_ status: HTTPResponse.Status, _ body: [UInt8], session: Session? = nil) -> Response {
         JSONAnswer(status: status, body: body, session: session).response
     }
 
@@ -287,6 +285,6 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         json.key("revoked"); json.bool(revoked)
         json.key("clear_cookie"); json.string(cookie.clear)
         json.endObject()
-        return JSONAnswer(status: .ok, body: json.buffer, extraHeaders: [.sessionHandle: handle.encoded]).response
+        return JSONAnswer(status: .ok, body: json.bytes, extraHeaders: [.sessionHandle: handle.encoded]).response
     }
 }
