@@ -337,12 +337,12 @@ public final class RedisClient: RedisDeployment, Sendable {
 
     /// `RedisDeployment`: `GET key` through the near-cache shard of `eventLoop`'s connection, or
     /// a plain `GET` when the cache is off or not linked. Error replies fail the future.
-    public func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<NearRead> {
+    public func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop, answer: @escaping NearAnswer) {
         if let shard = regularSlots.first(where: { $0.eventLoop === eventLoop })?.nearCache ?? liveSlot()?.slot.nearCache,
-           let read = shard.read(key.bytes, on: eventLoop) {
-            return read
+           shard.read(key.bytes, on: eventLoop, answer: answer) {
+            return
         }
-        return send(RedisCommand("GET", key), routingKey: key, on: eventLoop).map { NearRead(reply: $0, cached: false) }
+        send(RedisCommand("GET", key), routingKey: key, on: eventLoop).whenComplete { answer($0.map { NearRead(reply: $0, cached: false) }) }
     }
 
     /// `RedisDeployment`: this process wrote `keys`; no shard keeps or fetches an older value.

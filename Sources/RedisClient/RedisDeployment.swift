@@ -24,9 +24,9 @@ public protocol RedisDeployment: Service, Sendable, CustomStringConvertible {
     func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool) async throws -> RESPValue
 
     /// `GET key` from the near cache when it holds the key and the mode's barrier allows
-    /// (docs/near-cache.md), otherwise from Redis, tracked; answered on `eventLoop`. Like
+    /// (docs/near-cache.md), otherwise from Redis, tracked; answered once, on `eventLoop`. Like
     /// `send(_:routingKey:on:)`: no retries and no redirects.
-    func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<NearRead>
+    func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop, answer: @escaping NearAnswer)
 
     /// This process wrote `keys`: the near cache drops them before the write is answered.
     func forgetNear(_ keys: [RedisArgument])

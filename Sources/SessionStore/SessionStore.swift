@@ -253,7 +253,7 @@ public final class SessionStore: Service, Sendable {
     /// of its own.
     public func lookup(_ token: SessionToken, touch: Bool, on eventLoop: any EventLoop, answer: @escaping @Sendable (Result<Session?, any Error>) -> Void) {
         let key = sessionKey(token.handle)
-        redis.nearGet(key, on: eventLoop).whenComplete { result in
+        redis.nearGet(key, on: eventLoop) { result in
             switch result {
             case .success(let read):
                 do {

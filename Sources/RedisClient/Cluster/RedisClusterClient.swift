@@ -126,11 +126,11 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
     }
 
     /// One near-cache read on the slot's master (see `send(_:routingKey:on:)`).
-    public func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<NearRead> {
+    public func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop, answer: @escaping NearAnswer) {
         do {
-            return try ownerPool(of: HashSlot.of(key.bytes)).nearGet(key, on: eventLoop)
+            try ownerPool(of: HashSlot.of(key.bytes)).nearGet(key, on: eventLoop, answer: answer)
         } catch {
-            return eventLoop.makeFailedFuture(error)
+            eventLoop.deliver(.failure(error), to: answer)
         }
     }
 

@@ -13,6 +13,16 @@ public struct NearRead: Sendable {
     }
 }
 
+/// How a near-cache read is answered: once, on the caller's event loop.
+public typealias NearAnswer = @Sendable (Result<NearRead, any Error>) -> Void
+
+extension EventLoop {
+    /// Answers on this loop: at once when already on it, as a completed future's callback runs.
+    func deliver(_ result: Result<NearRead, any Error>, to answer: @escaping NearAnswer) {
+        if inEventLoop { answer(result) } else { execute { answer(result) } }
+    }
+}
+
 /// One shard of the near cache: the values read through one data connection to one Redis node,
 /// kept exact by the invalidations Redis broadcasts to one subscriber connection for every write
 /// of a key under the key prefix (RESP2 `CLIENT TRACKING ... REDIRECT <its own id> BCAST
@@ -41,10 +51,11 @@ final class NearCacheShard: Sendable {
     }
 
     /// A strict hit waiting for the open barrier: answered from the entry, or fetched, when the
-    /// barrier's `PONG` is back. One promise per hit, no future chain.
+    /// barrier's `PONG` is back. The caller's callback is kept as it is: no promise, no future.
     private struct BarrierWaiter {
         let key: [UInt8]
-        let promise: EventLoopPromise<NearRead>
+        let loop: any EventLoop
+        let answer: NearAnswer
     }
 
     private struct State {
@@ -61,6 +72,9 @@ final class NearCacheShard: Sendable {
         var confirmedAt: NIODeadline?
         var heartbeat: RepeatedTask?
     }
+
+    /// How a waiting hit fails when its shard has no link: the caller reads Redis itself.
+    private static let linkLost = RedisClientError(.connectionClosed, "near-cache link to Redis lost")
 
     let eventLoop: any EventLoop
     private let configuration: NearCacheConfiguration
@@ -117,7 +131,7 @@ final class NearCacheShard: Sendable {
         }
         guard let unlinked else { return }
         unlinked.heartbeat?.cancel()
-        for waiter in unlinked.barrier ?? [] { waiter.promise.fail(RedisClientError(.connectionClosed, "near-cache link to Redis lost")) }
+        for waiter in unlinked.barrier ?? [] { waiter.loop.deliver(.failure(Self.linkLost), to: waiter.answer) }
         metrics.flushes.increment()
     }
 
@@ -163,14 +177,14 @@ final class NearCacheShard: Sendable {
     private enum Plan {
         case unlinked
         case answer([UInt8])
-        case awaitBarrier(EventLoopFuture<NearRead>, send: Bool)
+        case awaitBarrier(send: Bool)
         case fetch(RedisConnection)
     }
 
-    /// `key`'s value as a `GET` would answer it (an error reply fails the future, as
-    /// `.commandError`), completed on `callerLoop`; nil while the shard is not linked (the
-    /// caller reads Redis itself).
-    func read(_ key: [UInt8], on callerLoop: any EventLoop) -> EventLoopFuture<NearRead>? {
+    /// Answers `key`'s value as a `GET` would (an error reply fails, as `.commandError`), once, on
+    /// `callerLoop`. Returns false, answering nothing, while the shard is not linked (the caller
+    /// reads Redis itself).
+    func read(_ key: [UInt8], on callerLoop: any EventLoop, answer: @escaping NearAnswer) -> Bool {
         let now = NIODeadline.now()
         let plan = state.withLock { state -> Plan in
             guard let link = state.link else { return .unlinked }
@@ -179,31 +193,31 @@ final class NearCacheShard: Sendable {
                 case .bounded(let bound):
                     if let confirmed = state.confirmedAt, now - confirmed <= TimeAmount(bound) { return .answer(value) }
                 case .strict:
-                    let waiter = BarrierWaiter(key: key, promise: callerLoop.makePromise(of: NearRead.self))
+                    let waiter = BarrierWaiter(key: key, loop: callerLoop, answer: answer)
                     if state.openBarrier == nil {
                         state.openBarrier = [waiter]
-                        return .awaitBarrier(waiter.promise.futureResult, send: true)
+                        return .awaitBarrier(send: true)
                     }
                     state.openBarrier?.append(waiter)
-                    return .awaitBarrier(waiter.promise.futureResult, send: false)
+                    return .awaitBarrier(send: false)
                 }
             }
             return .fetch(link.data)
         }
         switch plan {
         case .unlinked:
-            return nil
+            return false
         case .answer(let value):
             metrics.hits.increment()
-            return callerLoop.makeSucceededFuture(NearRead(reply: .bulkString(value), cached: true))
-        case .awaitBarrier(let answer, let send):
+            callerLoop.deliver(.success(NearRead(reply: .bulkString(value), cached: true)), to: answer)
+        case .awaitBarrier(let send):
             // Sent from a task of the loop, after every hit of this turn joined it: the barrier
             // is closed before its PING is written, and it is flushed after that.
             if send { eventLoop.execute { self.sendBarrier() } }
-            return answer
         case .fetch(let data):
-            return fetch(key, on: data, callerLoop: callerLoop)
+            fetch(key, on: data, callerLoop: callerLoop).whenComplete(answer)
         }
+        return true
     }
 
     /// After a barrier: each hit's entry if it is still there (no invalidation came before the
@@ -225,12 +239,14 @@ final class NearCacheShard: Sendable {
         }
         // Completed outside the lock: a completion runs the caller's callbacks, which may read again.
         if !found.isEmpty { metrics.hits.increment(by: found.count) }
-        for (waiter, value) in found { waiter.promise.succeed(NearRead(reply: .bulkString(value), cached: true)) }
+        for (waiter, value) in found {
+            waiter.loop.deliver(.success(NearRead(reply: .bulkString(value), cached: true)), to: waiter.answer)
+        }
         for waiter in missing {
             if let data {
-                fetch(waiter.key, on: data, callerLoop: waiter.promise.futureResult.eventLoop).cascade(to: waiter.promise)
+                fetch(waiter.key, on: data, callerLoop: waiter.loop).whenComplete(waiter.answer)
             } else {
-                waiter.promise.fail(RedisClientError(.connectionClosed, "near-cache link to Redis lost"))
+                waiter.loop.deliver(.failure(Self.linkLost), to: waiter.answer)
             }
         }
     }
