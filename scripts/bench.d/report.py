@@ -397,7 +397,11 @@ How each figure is taken:
   file). *bounded*: a second sessiond with `SESSIOND_NEAR_CACHE=bounded` (default staleness bound),
   also at `info`, in the same passes. *off*: another with `SESSIOND_NEAR_CACHE=off`, where every
   lookup reads Redis. *log level warning*: a third, strict, without request lines:
-  the cost of logging. All share one Redis and the same sessions.
+  the cost of logging. All share one Redis and the same sessions. While one is measured, the
+  others are stopped (SIGSTOP): each is a tracking client of the same key prefix and would wake,
+  on the measured instance's CPU, for the broadcast invalidation of its every touch (7 idle
+  instances took 16 % of one's throughput in a side test). In a fleet each process pays for the
+  invalidations of the whole fleet's writes, on its own cores (docs/near-cache.md).
 - *touch share*, the headline workload: sessiond touches a session on its first lookup once its
   last touch is a touch step old (a tenth of the idle timeout, at most 60 s). In real traffic a
   session in use is looked up λ times a second, so a lookup is due with probability 1 / (λ × step + 1):
