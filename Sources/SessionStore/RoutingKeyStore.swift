@@ -20,8 +20,11 @@ final class RoutingKeyStore: Sendable {
         self.script = script
     }
 
+    /// The key once a call of `key()` has read it.
+    var known: RoutingKey? { cached.withLock { $0 } }
+
     func key() async throws -> RoutingKey {
-        if let known = cached.withLock({ $0 }) { return known }
+        if let known { return known }
         let reply = try await redis.evaluate(
             script, keys: [key], arguments: [RedisArgument(RoutingKey.generate().bytes)], replicated: true
         )

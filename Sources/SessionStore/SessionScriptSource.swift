@@ -186,15 +186,12 @@ local function score_of(expires)
 end
 
 local function index_session(index, member, expires)
-  if redis.call('ZADD', index, score_of(expires), member) == 0 then
-    -- The member was there, so the index was, with the TTL that every script writing an index
-    -- gives it: one call extends it. GT leaves a key without a TTL as it is, so a refusal is
-    -- checked (the index may already outlive this session, or have lost its TTL).
-    if redis.call('PEXPIREAT', index, int(expires), 'GT') == 0 and redis.call('PEXPIRETIME', index) == -1 then
-      redis.call('PEXPIREAT', index, int(expires))
-    end
-  else
-    extend_index(index, expires)
+  redis.call('ZADD', index, score_of(expires), member)
+  -- Every script that writes an index gives it a TTL, so one call extends it. GT leaves a key
+  -- without a TTL as it is, so a refusal is checked: the index may already outlive this session,
+  -- be new (ZADD made it), or have lost its TTL.
+  if redis.call('PEXPIREAT', index, int(expires), 'GT') == 0 and redis.call('PEXPIRETIME', index) == -1 then
+    redis.call('PEXPIREAT', index, int(expires))
   end
 end
 

@@ -156,57 +156,101 @@ public final class SessionStore: Service, Sendable {
         public var revoked: [String]
     }
 
+    /// One script call's worth of a create: a fresh token, and the keys and arguments of the
+    /// create scripts (the capped one appends the index's members).
+    private struct CreateCall {
+        var token: SessionToken
+        var keys: [RedisArgument]
+        var arguments: [RedisArgument]
+    }
+
+    private func createCall(_ request: NewSession, tag: RoutingTag) -> CreateCall {
+        let token = SessionToken.generate(tag: tag)
+        let handle = token.handle
+        let stored = SessionRecord.stored(
+            SessionRecord.tail(ip: request.ip, userAgent: request.userAgent, data: request.data),
+            handle: handle, userID: request.userID, keys: policy.dataKeys
+        )
+        return CreateCall(
+            token: token,
+            keys: [sessionKey(handle), indexKey(tagText: tag.text, userID: request.userID)],
+            arguments: [
+                RedisArgument(handle.indexMember),
+                RedisArgument(request.idleTimeout ?? policy.idleTimeout),
+                RedisArgument(request.absoluteTimeout ?? policy.absoluteTimeout),
+                RedisArgument(Int(stored.first)), RedisArgument(SessionRecord.userIDField(request.userID) + stored.bytes),
+            ]
+        )
+    }
+
+    /// The create scripts' reply `{record, {revoked handles}, ended members dropped}`, counted.
+    private func created(_ call: CreateCall, reply: RESPValue) throws -> Created {
+        guard let parts = reply.array, parts.count == 3, let record = parts[0].bytes, let revoked = parts[1].array,
+              let ended = parts[2].integer
+        else { throw SessionStoreError.unexpectedReply("create: unexpected reply shape") }
+        let revokedHandles = revoked.compactMap(\.string)
+        metrics.created.increment()
+        if ended > 0 { metrics.expiredFound.increment(by: Int(ended)) }
+        metrics.record(.cap, count: revokedHandles.count)
+        return Created(
+            token: call.token, session: try SessionRecord.decode(record, handle: call.token.handle, keys: policy.dataKeys), revoked: revokedHandles
+        )
+    }
+
+    /// A create as the byte fast path makes it: without a cap and once the routing key is known,
+    /// its first attempt is one script call sent from and answered on `eventLoop`, with no task.
+    /// Anything else goes on through `create(_:)` in a task: the first creates (the routing key
+    /// is read then), a cap, and an attempt Redis did not run (a refusal such as a handle
+    /// collision, a script to load, a redirect, no connection on this loop). A failure after the
+    /// call was sent is the answer: trying again could leave a second session.
+    public func create(_ request: NewSession, on eventLoop: any EventLoop) -> EventLoopFuture<Created> {
+        guard policy.maxSessionsPerUser == 0, let routingKey = routing.known else {
+            return eventLoop.makeFutureWithTask { try await self.create(request) }
+        }
+        let call = createCall(request, tag: routingKey.tag(forUser: request.userID))
+        return redis.evaluate(scripts.create, keys: call.keys, arguments: call.arguments, on: eventLoop).flatMapThrowing { reply in
+            try self.created(call, reply: reply)
+        }.flatMapError { error in
+            guard let error = error as? RedisClientError, error.code == .commandError || error.code == .unavailable else {
+                return eventLoop.makeFailedFuture(error)
+            }
+            return eventLoop.makeFutureWithTask { try await self.create(request) }
+        }
+    }
+
     public func create(_ request: NewSession) async throws -> Created {
-        let tail = SessionRecord.tail(ip: request.ip, userAgent: request.userAgent, data: request.data)
-        let userIDField = SessionRecord.userIDField(request.userID)
         let tag = try await userTag(request.userID)
-        let index = indexKey(tagText: tag.text, userID: request.userID)
         let legacy = legacyIndexKey(tagText: tag.text, userID: request.userID)
         let capped = policy.maxSessionsPerUser > 0
         // A handle collision is astronomically unlikely, but a fresh token costs nothing; a capped
         // create reads the index again when another write changed it meanwhile, and a user's
         // format-1 index is moved before the next attempt.
         for _ in 0..<(capped ? cappedCreateAttempts : 3) {
-            let token = SessionToken.generate(tag: tag)
-            let handle = token.handle
-            let stored = SessionRecord.stored(tail, handle: handle, userID: request.userID, keys: policy.dataKeys)
-            var keys = [sessionKey(handle), index]
-            var arguments = [
-                RedisArgument(handle.indexMember),
-                RedisArgument(request.idleTimeout ?? policy.idleTimeout),
-                RedisArgument(request.absoluteTimeout ?? policy.absoluteTimeout),
-                RedisArgument(Int(stored.first)), RedisArgument(userIDField + stored.bytes),
-            ]
+            var call = createCall(request, tag: tag)
             if capped {
-                keys.append(legacy)
-                arguments.append(RedisArgument(policy.maxSessionsPerUser))
-                let members = try await indexMembers(index, "0", "-1")
+                call.keys.append(legacy)
+                call.arguments.append(RedisArgument(policy.maxSessionsPerUser))
+                let members = try await indexMembers(call.keys[1], "0", "-1")
                 let handles = try self.handles(members, tag: tag)
-                keys += handles.map(sessionKey)
+                call.keys += handles.map(sessionKey)
                 for (member, handle) in zip(members, handles) {
-                    arguments += [RedisArgument(member), RedisArgument(handle.encoded)]
+                    call.arguments += [RedisArgument(member), RedisArgument(handle.encoded)]
                 }
             }
             let reply: RESPValue
             do {
-                reply = try await redis.evaluate(capped ? scripts.createCapped : scripts.create, keys: keys, arguments: arguments, replicated: false)
+                reply = try await redis.evaluate(capped ? scripts.createCapped : scripts.create, keys: call.keys, arguments: call.arguments, replicated: false)
             } catch let error as RedisClientError where SessionScriptRefusal(error) != nil {
                 if SessionScriptRefusal(error) == .legacyIndex { try await migrateLegacyIndex(tag: tag, userID: request.userID) }
                 continue
             }
-            guard let parts = reply.array, parts.count == 3, let record = parts[0].bytes, let revoked = parts[1].array,
-                  let ended = parts[2].integer
-            else { throw SessionStoreError.unexpectedReply("create: unexpected reply shape") }
-            let revokedHandles = revoked.compactMap(\.string)
-            metrics.created.increment()
-            if ended > 0 { metrics.expiredFound.increment(by: Int(ended)) }
-            metrics.record(.cap, count: revokedHandles.count)
-            if !revokedHandles.isEmpty {
-                redis.forgetNear(revokedHandles.compactMap(SessionHandle.init(parsing:)).map(sessionKey))
+            let created = try created(call, reply: reply)
+            if !created.revoked.isEmpty {
+                redis.forgetNear(created.revoked.compactMap(SessionHandle.init(parsing:)).map(sessionKey))
                 // Evicting sessions over the cap is a revocation: it must survive a failover.
                 try await confirmReplicated(tagText: tag.text)
             }
-            return Created(token: token, session: try SessionRecord.decode(record, handle: handle, keys: policy.dataKeys), revoked: revokedHandles)
+            return created
         }
         throw capped ? SessionStoreError.tooMuchContention : SessionStoreError.unexpectedReply("create: three handle collisions in a row")
     }

@@ -1,6 +1,8 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import RedisClient
+import RedisTestSupport
 import Testing
 
 /// `GET /v1/session` and `POST /v1/sessions` are answered in front of the router
@@ -88,6 +90,28 @@ import Testing
                 #expect(fast.headers["X-Session-Handle"].first == fastJSON["handle"] as? String)
                 let token = try #require(fastJSON["token"] as? String)
                 #expect(try await server.lookup(token).status == 200, "\(name): the fast path's session exists")
+            }
+        }
+    }
+
+    /// A fast-path create is one script call on the connection's loop; one that Redis did not
+    /// run (here `NOSCRIPT`, after `SCRIPT FLUSH` on a private server) is made through the routed
+    /// call, which loads the script, and is made once: every create answers 201, every session
+    /// looks up, and the user's index holds exactly as many sessions as were created.
+    @Test func aCreateRedisDidNotRunIsMadeOnceThroughTheRoutedCall() async throws {
+        try await RedisServerProcess.withServer { redisServer in
+            try await Sessiond.with(redisURL: redisServer.url) { server in
+                var tokens = [String]()
+                for round in 0..<4 {
+                    for _ in 0..<5 { tokens.append(try await server.create(user: "flushed").token) }
+                    let redis = try await RedisConnection.connect(
+                        configuration: redisServer.configuration.forTests, eventLoop: MultiThreadedEventLoopGroup.singleton.next()
+                    )
+                    defer { redis.close() }
+                    #expect(try await redis.send(RedisCommand("SCRIPT", "FLUSH")) == .simpleString("OK"), "round \(round)")
+                }
+                for token in tokens { #expect(try await server.lookup(token, touch: false).status == 200) }
+                #expect(try await server.list(user: "flushed", query: "?limit=100").json()["total"] as? Int == tokens.count)
             }
         }
     }

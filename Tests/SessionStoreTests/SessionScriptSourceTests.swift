@@ -9,11 +9,11 @@ import Testing
     }
 
     @Test func aScriptCarriesWhatItCallsDirectlyOrThroughAnother() {
-        let prelude = SessionScriptSource.prelude(for: "index_session(KEYS[1], ARGV[1], 5)\nreturn 1")
-        for name in ["index_session", "score_of", "extend_index", "int"] {
+        let prelude = SessionScriptSource.prelude(for: "store_new(KEYS[1], 160, 60, 600, ARGV[1])\nreturn 1")
+        for name in ["store_new", "now_ms", "encode", "varint", "expiry_of", "int"] {
             #expect(Self.defines(prelude, name), "\(name)")
         }
-        for name in ["varint", "read_varint", "parse", "now_ms", "publish_revoked"] {
+        for name in ["read_varint", "parse", "index_session", "extend_index", "publish_revoked"] {
             #expect(!Self.defines(prelude, name), "\(name)")
         }
         #expect(prelude.hasPrefix("-- Shared by every sessiond script"))

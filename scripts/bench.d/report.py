@@ -438,8 +438,11 @@ How each figure is taken:
   touches it (about a third of the lookups at 3 lookups per session and run).{baseline_how}
 - *create*: `wrk` with `scripts/bench.d/create.lua` issuing exactly the loaded number of
   `POST /v1/sessions` over 32 connections, on the log-level-warning instance; throughput =
-  sessions / time to the last answer.
-- *memory*: `INFO memory` `used_memory` after the load minus before it, on a flushed private Redis.{valkey_how}
+  sessions / time to the last answer. The other instances are stopped meanwhile, as for lookups
+  (each would wake for every create's invalidation: 7 of them took 26 % of the creates in a side
+  test).
+- *memory*: `INFO memory` `used_memory` after the load minus before it, on a flushed private
+  Redis, read once the continued instances have read their invalidations.{valkey_how}
 - *force-logout*: `curl -w %{{time_total}}` of `DELETE /v1/users/<user>/sessions`, sent 0.5 s into a
   2 s `wrk` lookup load of other users' sessions (the touch-heavy run's), whose p99 is the second figure.
 - *page*: `curl -w %{{time_total}}` of `GET /v1/users/<user>/sessions?limit=100` (new connection each call).

@@ -11,9 +11,9 @@ import SessionStore
 /// on the same event loop (the near cache, or one `GET` on a Redis connection of that loop), and
 /// writes the answer's bytes, without NIO's HTTP parser, a task or a thread hop.
 ///
-/// `POST /v1/sessions` with a small body is answered here too: the same validation and
-/// `SessionStore.create` as the router's handler, in a task, without the router's per-request
-/// machinery, which was most of a create's cost.
+/// `POST /v1/sessions` with a small body is answered here too: the same validation and store
+/// operation as the router's handler, through `SessionStore.create(_:on:)` (one script call on
+/// this loop, no task, in the common case), without the router's per-request machinery.
 ///
 /// Every other request goes, bytes unchanged, to NIO's parser and the router, one at a time,
 /// in request order. Which request goes where and when, and when reads pause, is decided by
@@ -204,7 +204,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         }
     }
 
-    /// A create, checked as the router's handler checks it; the store's work runs in a task.
+    /// A create, checked as the router's handler checks it, answered on this channel's loop.
     private func answer(_ create: HTTP1RequestScanner.Create, body: [UInt8], exchange: Exchange, context: ChannelHandlerContext) {
         let request: NewSession
         do {
@@ -215,10 +215,8 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             return
         }
         let shared = self.shared
-        let promise = context.eventLoop.makePromise(of: SessionStore.Created.self)
-        promise.completeWithTask { try await shared.store.create(request) }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        promise.futureResult.whenComplete { result in
+        shared.store.create(request, on: context.eventLoop).whenComplete { result in
             let (handler, context) = loopBound.value
             switch result {
             case .success(let created):
