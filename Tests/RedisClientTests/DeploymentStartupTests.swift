@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import Testing
 
 @testable import RedisClient
@@ -39,6 +40,27 @@ struct DeploymentStartupTests {
         let cluster = try #require(try await RedisDeployments.connect(try seeds([urls[0]]), logger: logger) as? RedisClusterClient)
         #expect(cluster.masters.count == 3)
         #expect(cluster.description.contains("0 slots unowned"))
+    }
+
+    /// A refresh loop that stops waiting asks one master for `CLUSTER SLOTS` back to back: it
+    /// once took most of a core, and under load starved that master's neighbours on the CPU.
+    @Test("a running cluster client refreshes its slot map at its interval, not back to back")
+    func topologyRefreshKeepsItsPace() async throws {
+        let url = try Self.environment("SESSIOND_TEST_CLUSTER_URLS").split(separator: ",").map(String.init)[0]
+        let configuration = try RedisConfiguration(url: url).forTests
+        let seed = RedisNodeAddress(host: configuration.host, port: configuration.port)
+        let topology = try await RedisClusterClient.fetchTopology(
+            from: seed, configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton
+        )
+        let cluster = RedisClusterClient(
+            configuration: configuration, seeds: [seed], topology: topology, logger: logger, refreshInterval: .milliseconds(100)
+        )
+        let running = Task { try await cluster.run() }
+        try await Task.sleep(for: .seconds(2))
+        running.cancel()
+        _ = await running.result
+        // 100 ms apart (500 ms while the pools first connect): about 20 in 2 s.
+        #expect((5...40).contains(cluster.refreshesRun), "\(cluster.refreshesRun) slot-map refreshes in 2 s")
     }
 
     @Test("unreachable seeds are refused once the start-up patience has passed")

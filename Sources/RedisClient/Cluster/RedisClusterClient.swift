@@ -26,6 +26,9 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
     private let logger: Logger
     private let state: Mutex<State>
     private let refreshing = Atomic<Bool>(false)
+    private let refreshCount = Atomic<Int>(0)
+    /// How often the slot map is asked for while the cluster is healthy.
+    private let refreshInterval: Duration
     /// Pools to run: `run()` runs each as a child task, so none outlives the service group.
     private let poolStarts = AsyncStream<RedisClient>.makeStream()
     /// Asks `run()`'s refresh loop for a refresh now (a redirect, an unreachable master).
@@ -33,18 +36,23 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
 
     /// Redirects and retries one command may take before it is answered as unavailable.
     static let maxAttempts = 6
-    static let refreshInterval = Duration.seconds(5)
     static let degradedRefreshInterval = Duration.milliseconds(500)
+    /// The least time between two refreshes that requests ask for: a burst of redirects, or every
+    /// command to an unreachable master, asks at once, and each refresh is a round trip.
+    static let requestedRefreshSpacing = Duration.milliseconds(100)
 
     /// `configuration` gives credentials, timeouts and pool size for every node; `topology` is
-    /// the map found at start (`RedisDeployments.connect`).
+    /// the map found at start (`RedisDeployments.connect`); `refreshInterval`, how often a healthy
+    /// cluster's slot map is asked for.
     init(
         configuration: RedisConfiguration,
         seeds: [RedisNodeAddress],
         topology: ClusterTopology,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger
+        logger: Logger,
+        refreshInterval: Duration = .seconds(5)
     ) {
+        self.refreshInterval = refreshInterval
         self.configuration = configuration
         self.seeds = seeds
         self.eventLoopGroup = eventLoopGroup
@@ -74,23 +82,30 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         for pool in pools { pool.retire() }
     }
 
+    /// Two loops, both until cancelled: one refreshes at the interval (shorter while degraded),
+    /// the other when a request asks, at most once per `requestedRefreshSpacing`. The requests
+    /// are one stream iterated by one task for its whole life: an iteration cancelled midway
+    /// would finish the stream, and a loop waiting on it would stop waiting.
     private func keepTopologyFresh() async {
-        while !Task.isCancelled {
-            let interval = isDegraded ? Self.degradedRefreshInterval : Self.refreshInterval
-            // Waits for the interval or a request, whichever comes first.
-            await withTaskGroup(of: Void.self) { wait in
-                wait.addTask { try? await Task.sleep(for: interval) }
-                wait.addTask {
-                    var requests = self.refreshRequests.stream.makeAsyncIterator()
-                    _ = await requests.next()
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await _ in self.refreshRequests.stream {
+                    await self.refreshTopology()
+                    try? await Task.sleep(for: Self.requestedRefreshSpacing)
                 }
-                await wait.next()
-                wait.cancelAll()
             }
-            if Task.isCancelled { break }
-            await refreshTopology()
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: self.isDegraded ? Self.degradedRefreshInterval : self.refreshInterval)
+                    if Task.isCancelled { break }
+                    await self.refreshTopology()
+                }
+            }
         }
     }
+
+    /// Refreshes run so far: the pace of the loops above, which tests watch.
+    var refreshesRun: Int { refreshCount.load(ordering: .relaxed) }
 
     private var isDegraded: Bool {
         state.withLock { state in
@@ -236,6 +251,7 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
     func refreshTopology() async {
         guard refreshing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
         defer { refreshing.store(false, ordering: .releasing) }
+        refreshCount.add(1, ordering: .relaxed)
         let (masterPools, known) = state.withLock { state in
             (
                 state.topology.masters.compactMap { state.pools[$0] }.filter(\.isConnected),
