@@ -121,9 +121,11 @@ struct NearCacheEntries {
     }
 
     private mutating func unlink(_ position: Int32) {
-        let node = nodes[Int(position)]
-        if node.newer >= 0 { nodes[Int(node.newer)].older = node.older } else { newest = node.older }
-        if node.older >= 0 { nodes[Int(node.older)].newer = node.newer } else { oldest = node.newer }
+        // The two links only: copying the node would retain and release its arrays.
+        let newer = nodes[Int(position)].newer
+        let older = nodes[Int(position)].older
+        if newer >= 0 { nodes[Int(newer)].older = older } else { newest = older }
+        if older >= 0 { nodes[Int(older)].newer = newer } else { oldest = newer }
     }
 
     /// A key hashed as one block of bytes: `[UInt8]`'s own hashing feeds the hasher one byte at a

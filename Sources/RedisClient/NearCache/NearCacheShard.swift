@@ -188,11 +188,16 @@ final class NearCacheShard: Sendable {
         let now = NIODeadline.now()
         let plan = state.withLock { state -> Plan in
             guard let link = state.link else { return .unlinked }
-            if let value = state.entries.value(for: key) {
-                switch configuration.mode {
-                case .bounded(let bound):
-                    if let confirmed = state.confirmedAt, now - confirmed <= TimeAmount(bound) { return .answer(value) }
-                case .strict:
+            switch configuration.mode {
+            case .bounded(let bound):
+                if let confirmed = state.confirmedAt, now - confirmed <= TimeAmount(bound),
+                   let value = state.entries.value(for: key) {
+                    return .answer(value)
+                }
+            case .strict:
+                // Only whether it is there: the value is taken, and made the most recent, after
+                // the barrier.
+                if state.entries.contains(key) {
                     let waiter = BarrierWaiter(key: key, loop: callerLoop, answer: answer)
                     if state.openBarrier == nil {
                         state.openBarrier = [waiter]
