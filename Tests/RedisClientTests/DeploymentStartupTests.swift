@@ -59,8 +59,9 @@ struct DeploymentStartupTests {
         try await Task.sleep(for: .seconds(2))
         running.cancel()
         _ = await running.result
-        // 100 ms apart (500 ms while the pools first connect): about 20 in 2 s.
-        #expect((5...40).contains(cluster.refreshesRun), "\(cluster.refreshesRun) slot-map refreshes in 2 s")
+        // At most about 20 in 2 s: 100 ms apart, 500 ms while a pool is not connected yet (under
+        // the parallel suite that can be most of the 2 s). The old loop ran about 2,000.
+        #expect((1...40).contains(cluster.refreshesRun), "\(cluster.refreshesRun) slot-map refreshes in 2 s")
     }
 
     @Test("unreachable seeds are refused once the start-up patience has passed")
