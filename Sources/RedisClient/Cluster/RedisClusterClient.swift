@@ -68,7 +68,8 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         for master in masters { _ = pool(for: master) }
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
-                group.addTask { await self.keepTopologyFresh() }
+                group.addTask { await self.refreshAtInterval() }
+                group.addTask { await self.refreshOnRequest() }
                 for await client in self.poolStarts.stream {
                     group.addTask { try? await client.run() }
                 }
@@ -82,29 +83,29 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         for pool in pools { pool.retire() }
     }
 
-    /// Two loops, both until cancelled: one refreshes at the interval (shorter while degraded),
-    /// the other when a request asks, at most once per `requestedRefreshSpacing`. The requests
-    /// are one stream iterated by one task for its whole life: an iteration cancelled midway
-    /// would finish the stream, and a loop waiting on it would stop waiting.
-    private func keepTopologyFresh() async {
-        await withDiscardingTaskGroup { group in
-            group.addTask {
-                for await _ in self.refreshRequests.stream {
-                    await self.refreshTopology()
-                    try? await Task.sleep(for: Self.requestedRefreshSpacing)
-                }
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: self.isDegraded ? Self.degradedRefreshInterval : self.refreshInterval)
-                    if Task.isCancelled { break }
-                    await self.refreshTopology()
-                }
-            }
+    /// Refreshes every few seconds, every `degradedRefreshInterval` while degraded, until cancelled.
+    private func refreshAtInterval() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: isDegraded ? Self.degradedRefreshInterval : refreshInterval)
+            if Task.isCancelled { break }
+            await refreshTopology()
         }
     }
 
-    /// Refreshes run so far: the pace of the loops above, which tests watch.
+    /// Refreshes when a request asks (a redirect, an unreachable master), at most once per
+    /// `requestedRefreshSpacing`, until cancelled. The requests are one stream, iterated by this
+    /// task for its whole life: an iteration cancelled midway would finish the stream, and a loop
+    /// waiting on it would stop waiting. A request still buffered at cancellation is dropped: a
+    /// refresh may try every node, at up to a connect timeout each.
+    private func refreshOnRequest() async {
+        for await _ in refreshRequests.stream {
+            if Task.isCancelled { break }
+            await refreshTopology()
+            try? await Task.sleep(for: Self.requestedRefreshSpacing)
+        }
+    }
+
+    /// Refreshes run so far: the pace of the two loops above, which tests watch.
     var refreshesRun: Int { refreshCount.load(ordering: .relaxed) }
 
     private var isDegraded: Bool {
@@ -241,7 +242,7 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
 
     // MARK: topology
 
-    private func requestRefresh() {
+    func requestRefresh() {
         guard !refreshing.load(ordering: .relaxed) else { return }
         refreshRequests.continuation.yield()
     }
@@ -267,6 +268,8 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         }
         var tried = Set(masterPools.map { RedisNodeAddress(host: $0.configuration.host, port: $0.configuration.port) })
         for address in known + seeds where tried.insert(address).inserted {
+            // Each try may wait a connect timeout: a shutdown does not sit through them all.
+            if Task.isCancelled { return }
             if let topology = try? await Self.fetchTopology(from: address, configuration: configuration, eventLoopGroup: eventLoopGroup) {
                 apply(topology)
                 return
