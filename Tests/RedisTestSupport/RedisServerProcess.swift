@@ -21,7 +21,8 @@ public final class RedisServerProcess: Sendable {
     let extraArgs: [String]
     /// The port takes TLS connections only (`--port 0 --tls-port <port>`).
     let tls: Bool
-    let directory: URL
+    /// Its `--dir`: where a save or an AOF goes, and what `restart()` starts from.
+    public let directory: URL
     private let process = Mutex<Process?>(nil)
 
     private init(port: Int, extraArgs: [String], tls: Bool, directory: URL) {
