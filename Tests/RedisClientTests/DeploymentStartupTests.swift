@@ -98,6 +98,32 @@ struct DeploymentStartupTests {
         #expect((1...most).contains(count), "\(count) slot-map refreshes in \(elapsed) of requests every millisecond, at most \(most) expected")
     }
 
+    /// A master lost while no command runs asks for no refresh: the interval loop itself must see
+    /// the pool down and refresh at the degraded pace, not sleep out the healthy interval.
+    @Test("a master lost with no traffic is refreshed at the degraded pace, not after the healthy interval")
+    func degradedWithoutTraffic() async throws {
+        try await RedisClusterTopology.withCluster { topology in
+            let configuration = try RedisConfiguration(url: topology.seedURLs[0]).forTests
+            let seed = RedisNodeAddress(host: configuration.host, port: configuration.port)
+            let map = try await RedisClusterClient.fetchTopology(
+                from: seed, configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton
+            )
+            let cluster = RedisClusterClient(configuration: configuration, seeds: [seed], topology: map, logger: logger, refreshInterval: .seconds(60))
+            let running = Task { try await cluster.run() }
+            defer { running.cancel() }
+            let start = ContinuousClock.now
+            while cluster.isDegraded, ContinuousClock.now - start < .seconds(20) { try await Task.sleep(for: .milliseconds(50)) }
+            try #require(!cluster.isDegraded, "the cluster client's pools did not all connect")
+            // Past the degraded pace, so that a loop that picks its interval before it sleeps is
+            // in its healthy 60-s sleep.
+            try await Task.sleep(for: .seconds(1))
+            let before = cluster.refreshesRun
+            try await topology.kill(port: topology.masterPorts[0])
+            try await Task.sleep(for: .seconds(3))
+            #expect(cluster.refreshesRun > before, "no slot-map refresh in 3 s after a master was lost with no traffic")
+        }
+    }
+
     @Test("unreachable seeds are refused once the start-up patience has passed")
     func unreachableSeeds() async throws {
         let ports = [try await RedisServerProcess.freePort(), try await RedisServerProcess.freePort()]

@@ -84,11 +84,17 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
     }
 
     /// Refreshes every few seconds, every `degradedRefreshInterval` while degraded, until cancelled.
+    /// It wakes at the shorter pace and checks then, so a cluster that degrades with no traffic
+    /// (which would ask for a refresh) is refreshed at that pace from its next wake, not after
+    /// the healthy interval.
     private func refreshAtInterval() async {
+        var lastRefresh = ContinuousClock.now
         while !Task.isCancelled {
-            try? await Task.sleep(for: isDegraded ? Self.degradedRefreshInterval : refreshInterval)
+            try? await Task.sleep(for: min(Self.degradedRefreshInterval, refreshInterval))
             if Task.isCancelled { break }
+            guard ContinuousClock.now - lastRefresh >= (isDegraded ? Self.degradedRefreshInterval : refreshInterval) else { continue }
             await refreshTopology()
+            lastRefresh = .now
         }
     }
 
@@ -108,7 +114,8 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
     /// Refreshes run so far: the pace of the two loops above, which tests watch.
     var refreshesRun: Int { refreshCount.load(ordering: .relaxed) }
 
-    private var isDegraded: Bool {
+    /// A slot unowned or a master not connected: the slot map is then refreshed more often.
+    var isDegraded: Bool {
         state.withLock { state in
             state.topology.unownedSlots > 0 || state.topology.masters.contains { state.pools[$0]?.isConnected != true }
         }
