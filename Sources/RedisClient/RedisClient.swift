@@ -122,8 +122,7 @@ public final class RedisClient: RedisDeployment, Sendable {
                     logger.error("redis connect failed", metadata: ["slot": "\(index)", "attempt": "\(failures)", "error": "\(error)"])
                 }
             }
-            let jittered = TimeAmount.nanoseconds(Int64.random(in: 0...max(1, backoff.nanoseconds)))
-            try? await Task.sleep(nanoseconds: UInt64(jittered.nanoseconds))
+            try? await Task.sleep(nanoseconds: UInt64.random(in: 0...UInt64(max(1, backoff.nanoseconds))))
             backoff = min(backoff * 2, configuration.reconnectBackoffMaximum)
         }
     }
@@ -149,8 +148,7 @@ public final class RedisClient: RedisDeployment, Sendable {
         while data.isActive && !Task.isCancelled {
             if attempt > 0 {
                 // Every retry waits, so a subscriber that keeps being closed cannot spin.
-                let jittered = TimeAmount.nanoseconds(Int64.random(in: 0...max(1, backoff.nanoseconds)))
-                try? await Task.sleep(nanoseconds: UInt64(jittered.nanoseconds))
+                try? await Task.sleep(nanoseconds: UInt64.random(in: 0...UInt64(max(1, backoff.nanoseconds))))
                 backoff = min(backoff * 2, configuration.reconnectBackoffMaximum)
             }
             attempt += 1
@@ -269,10 +267,6 @@ public final class RedisClient: RedisDeployment, Sendable {
     }
 
     /// A live connection, starting from a rotating slot so load spreads over the pool.
-    private func liveConnection() -> RedisConnection? {
-        liveSlot()?.connection
-    }
-
     private func liveSlot() -> (slot: PoolSlot, connection: RedisConnection)? {
         let start = nextSlot.wrappingAdd(1, ordering: .relaxed).oldValue
         let pool = regularSlots
@@ -290,21 +284,16 @@ public final class RedisClient: RedisDeployment, Sendable {
         if let connection = replicatedWriteSlot.connection.withLock({ $0 }), connection.isActive {
             return (replicatedWriteSlot, connection)
         }
-        guard let live = liveSlot() else {
-            throw RedisClientError(.unavailable, "Redis at \(configuration.host):\(configuration.port) is unavailable")
-        }
-        return live
-    }
-
-    private func requireConnection() throws -> RedisConnection {
-        try requireSlot().connection
+        return try requireSlot()
     }
 
     private func requireSlot() throws -> (slot: PoolSlot, connection: RedisConnection) {
-        guard let live = liveSlot() else {
-            throw RedisClientError(.unavailable, "Redis at \(configuration.host):\(configuration.port) is unavailable")
-        }
+        guard let live = liveSlot() else { throw unavailable }
         return live
+    }
+
+    private var unavailable: RedisClientError {
+        RedisClientError(.unavailable, "Redis at \(configuration.host):\(configuration.port) is unavailable")
     }
 
     /// A live connection on `eventLoop`, or any live one.
@@ -312,27 +301,22 @@ public final class RedisClient: RedisDeployment, Sendable {
         for slot in regularSlots where slot.eventLoop === eventLoop {
             if let connection = slot.connection.withLock({ $0 }), connection.isActive { return connection }
         }
-        return liveConnection()
+        return liveSlot()?.connection
     }
 
-    /// `RedisDeployment`: the command on a connection of `eventLoop` when the pool has one, so
-    /// neither the request nor its reply changes thread; the future completes on `eventLoop`.
-    public func send(_ command: RedisCommand, routingKey: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
-        guard let connection = liveConnection(preferring: eventLoop) else {
-            return eventLoop.makeFailedFuture(
-                RedisClientError(.unavailable, "Redis at \(configuration.host):\(configuration.port) is unavailable")
-            )
-        }
-        return connection.sendRaw(command).hop(to: eventLoop).flatMapThrowing(Self.checked)
+    /// The command on a connection of `eventLoop` when the pool has one, so neither the request
+    /// nor its reply changes thread; the future completes on `eventLoop`.
+    private func send(_ command: RedisCommand, on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
+        guard let connection = liveConnection(preferring: eventLoop) else { return eventLoop.makeFailedFuture(unavailable) }
+        return connection.sendRaw(command).hop(to: eventLoop).flatMapThrowing { try $0.checked() }
     }
 
-    /// `RedisDeployment`: EVALSHA of an already loaded script on a connection of `eventLoop`.
     public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
         guard let sha = script.sha else {
             return eventLoop.makeFailedFuture(RedisClientError(.unavailable, "script \(script.name) is not loaded yet"))
         }
         let command = RedisCommand("EVALSHA", [RedisArgument(sha), RedisArgument(keys.count)] + keys + arguments)
-        return send(command, routingKey: keys.first ?? "", on: eventLoop)
+        return send(command, on: eventLoop)
     }
 
     /// `RedisDeployment`: `GET key` through the near-cache shard of `eventLoop`'s connection, or
@@ -342,7 +326,7 @@ public final class RedisClient: RedisDeployment, Sendable {
            shard.read(key.bytes, on: eventLoop, answer: answer) {
             return
         }
-        send(RedisCommand("GET", key), routingKey: key, on: eventLoop).whenComplete { answer($0.map { NearRead(reply: $0, cached: false) }) }
+        send(RedisCommand("GET", key), on: eventLoop).whenComplete { answer($0.map { NearRead(reply: $0, cached: false) }) }
     }
 
     /// `RedisDeployment`: this process wrote `keys`; no shard keeps or fetches an older value.
@@ -357,7 +341,7 @@ public final class RedisClient: RedisDeployment, Sendable {
     }
 
     /// True when at least one pooled connection is up.
-    public var isConnected: Bool { liveConnection() != nil }
+    public var isConnected: Bool { liveSlot() != nil }
 
     public var poolStatistics: RedisPoolStatistics {
         var statistics = RedisPoolStatistics(configured: slots.count)
@@ -372,7 +356,7 @@ public final class RedisClient: RedisDeployment, Sendable {
     }
 
     /// The server a live connection is to: with a resolver (Sentinel), the current master.
-    public var connectedAddress: RedisNodeAddress? { liveConnection()?.address }
+    public var connectedAddress: RedisNodeAddress? { liveSlot()?.connection.address }
 
     /// Waits (polling) until a connection is up; false when `timeout` passes first.
     public func waitUntilConnected(timeout: Duration) async -> Bool {
@@ -394,32 +378,24 @@ public final class RedisClient: RedisDeployment, Sendable {
         _ = await waitUntilConnected(timeout: left)
     }
 
-    /// Sends a command on a pooled connection. Error replies throw `.commandError`.
-    public func send(_ command: RedisCommand) async throws -> RESPValue {
-        try await requireConnection().send(command)
-    }
-
     public func send(_ name: String, _ arguments: RedisArgument...) async throws -> RESPValue {
         try await send(RedisCommand(name, arguments))
     }
 
-    /// `RedisDeployment`: one server holds every key.
-    public func send(_ command: RedisCommand, routingKey: RedisArgument) async throws -> RESPValue {
-        try await send(command)
+    /// Sends a command on a pooled connection (one server holds every key: `routingKey` is not
+    /// needed). Error replies throw `.commandError`.
+    public func send(_ command: RedisCommand, routingKey: RedisArgument = "") async throws -> RESPValue {
+        try await requireSlot().connection.send(command)
     }
 
     /// Sends `command` right after `ASKING` on the same connection (a cluster's `ASK` redirect).
     public func sendAsking(_ command: RedisCommand) async throws -> RESPValue {
-        let replies = try await requireConnection().sendPipeline([RedisCommand("ASKING"), command])
-        return try Self.checked(replies[1])
+        let replies = try await requireSlot().connection.sendPipeline([RedisCommand("ASKING"), command])
+        return try replies[1].checked()
     }
 
-    public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool) async throws -> RESPValue {
+    public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool = false) async throws -> RESPValue {
         try await evaluate(script, keys: keys, arguments: arguments, replicated: replicated, asking: false)
-    }
-
-    public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument]) async throws -> RESPValue {
-        try await evaluate(script, keys: keys, arguments: arguments, replicated: false, asking: false)
     }
 
     /// Runs a script with EVALSHA, loading it first when this client or Redis does not know it.
@@ -455,7 +431,7 @@ public final class RedisClient: RedisDeployment, Sendable {
             commands.append(RedisCommand("WAIT", "1", RedisArgument(configuration.replicationTimeoutMilliseconds)))
         }
         let replies = try await connection.sendPipeline(commands)
-        let result = try Self.checked(replies[asking ? 1 : 0])
+        let result = try replies[asking ? 1 : 0].checked()
         if waitForReplica {
             guard let acknowledged = replies[replies.count - 1].integer, acknowledged >= 1 else {
                 throw RedisClientError(
@@ -471,13 +447,6 @@ public final class RedisClient: RedisDeployment, Sendable {
             _ = try await connection.send(RedisCommand("PING"))
         }
         return result
-    }
-
-    private static func checked(_ reply: RESPValue) throws -> RESPValue {
-        if case .error(let message) = reply {
-            throw RedisClientError(.commandError, message)
-        }
-        return reply
     }
 
     private func load(_ script: RedisScript) async throws -> String {

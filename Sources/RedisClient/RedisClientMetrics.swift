@@ -28,20 +28,13 @@ public struct RedisClientMetrics: Sendable {
 /// connection: a command waits for its reply on a connection that may carry many.
 public struct RedisPoolStatistics: Sendable, Equatable {
     /// Connections the pools keep (one per event loop and one for replicated writes, per master).
-    public var configured: Int
+    public var configured = 0
     /// Of those, the ones connected now.
-    public var open: Int
+    public var open = 0
     /// Connections with at least one command waiting for its reply.
-    public var busy: Int
+    public var busy = 0
     /// Commands sent and waiting for their reply.
-    public var pending: Int
-
-    public init(configured: Int = 0, open: Int = 0, busy: Int = 0, pending: Int = 0) {
-        self.configured = configured
-        self.open = open
-        self.busy = busy
-        self.pending = pending
-    }
+    public var pending = 0
 
     static func + (lhs: Self, rhs: Self) -> Self {
         Self(configured: lhs.configured + rhs.configured, open: lhs.open + rhs.open,

@@ -8,13 +8,9 @@ public protocol RedisDeployment: Service, Sendable, CustomStringConvertible {
     /// Sends `command` to the server that holds `routingKey`. Error replies throw `.commandError`.
     func send(_ command: RedisCommand, routingKey: RedisArgument) async throws -> RESPValue
 
-    /// The hot path: `command` sent from and answered on `eventLoop` (the HTTP channel's), with
-    /// no task or thread hop when a connection lives there. No retries and no redirects: a
-    /// caller that gets an error it cannot answer itself falls back to `send(_:routingKey:)`.
-    func send(_ command: RedisCommand, routingKey: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue>
-
-    /// The hot path for a script: EVALSHA sent from and answered on `eventLoop`, when the script
-    /// was loaded before (its SHA1 is known). No loading, retries or redirects: on any failure,
+    /// The hot path for a script: EVALSHA sent from and answered on `eventLoop` (the HTTP
+    /// channel's), with no task or thread hop when a connection lives there, when the script was
+    /// loaded before (its SHA1 is known). No loading, retries or redirects: on any failure,
     /// `NOSCRIPT` included, the caller falls back to `evaluate(_:keys:arguments:replicated:)`.
     func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue>
 
@@ -25,7 +21,7 @@ public protocol RedisDeployment: Service, Sendable, CustomStringConvertible {
 
     /// `GET key` from the near cache when it holds the key and the mode's barrier allows
     /// (docs/near-cache.md), otherwise from Redis, tracked; answered once, on `eventLoop`. Like
-    /// `send(_:routingKey:on:)`: no retries and no redirects.
+    /// `evaluate(_:keys:arguments:on:)`: no retries and no redirects.
     func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop, answer: @escaping NearAnswer)
 
     /// This process wrote `keys`: the near cache drops them before the write is answered.

@@ -61,10 +61,8 @@ public enum RedisDeployments {
             for seed in seeds {
                 do {
                     answered.append((seed, try await isClusterNode(seed, eventLoopGroup: eventLoopGroup)))
-                } catch let error as RedisClientError where error.code == .setupRefused {
-                    throw StartupRefusal(error.message)
-                } catch let error as RedisClientError where error.code == .invalidConfiguration {
-                    // A certificate the configured CA did not sign: waiting will not help.
+                } catch let error as RedisClientError where error.code == .setupRefused || error.code == .invalidConfiguration {
+                    // A refused login, or a certificate the configured CA did not sign: waiting will not help.
                     throw StartupRefusal(error.message)
                 } catch {
                     lastError = error

@@ -20,11 +20,11 @@ public func buildApplication(
     let metrics = ServiceMetrics(nearCache: configuration.redis.nearCache?.usage)
     let redis = try await RedisDeployments.connect(configuration.redisTopology.reporting(to: metrics.redis), logger: redisLogger)
     let store = SessionStore(redis: redis, policy: configuration.policy, metrics: metrics.store)
-    let router = Router(context: AppRequestContext.self)
+    let router = Router(context: BasicRequestContext.self)
     router.add(middleware: RequestLogMiddleware(logger: logger, metrics: metrics))
     router.add(middleware: APIErrorMiddleware(routes: APIRoute.all, logger: logger))
     let cookie = SessionCookie(name: configuration.cookieName, sameSite: configuration.cookieSameSite)
-    SessionRoutes<AppRequestContext>(store: store, redis: redis, keys: configuration.apiKeys, cookie: cookie, metrics: metrics)
+    SessionRoutes<BasicRequestContext>(store: store, redis: redis, keys: configuration.apiKeys, cookie: cookie, metrics: metrics)
         .register(on: router)
     let serverName = "sessiond"
     let lookupPath = SessionLookupChannelHandler.Shared(

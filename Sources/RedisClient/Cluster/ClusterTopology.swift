@@ -44,14 +44,8 @@ struct ClusterTopology: Sendable, Equatable {
                   start >= 0, end < HashSlot.count, start <= end,
                   let master = Self.address(parts[2], askedHost: askedHost)
             else { throw RedisClientError(.unexpectedReply, "CLUSTER SLOTS entry \(range)") }
-            let index: Int
-            if let known = masters.firstIndex(of: master) {
-                index = known
-            } else {
-                masters.append(master)
-                index = masters.count - 1
-            }
-            for slot in Int(start)...Int(end) { slotOwners[slot] = Int16(index) }
+            let index = masterIndex(master)
+            for slot in Int(start)...Int(end) { slotOwners[slot] = index }
             for replica in parts.dropFirst(3) {
                 if let address = Self.address(replica, askedHost: askedHost), !replicas.contains(address) {
                     replicas.append(address)
@@ -82,12 +76,14 @@ struct ClusterTopology: Sendable, Equatable {
 
     /// The map after a `MOVED`: `slot` is served by `address` from now on.
     mutating func assign(_ slot: Int, to address: RedisNodeAddress) {
-        if let index = masters.firstIndex(of: address) {
-            slotOwners[slot] = Int16(index)
-        } else {
-            masters.append(address)
-            slotOwners[slot] = Int16(masters.count - 1)
-        }
+        slotOwners[slot] = masterIndex(address)
+    }
+
+    /// `address`'s place in `masters`, added when new.
+    private mutating func masterIndex(_ address: RedisNodeAddress) -> Int16 {
+        if let known = masters.firstIndex(of: address) { return Int16(known) }
+        masters.append(address)
+        return Int16(masters.count - 1)
     }
 }
 

@@ -129,17 +129,8 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         }
     }
 
-    /// One attempt on the slot's master, on `eventLoop`; a redirect comes back as its
-    /// `.commandError` for the caller to retry through `send(_:routingKey:)`.
-    public func send(_ command: RedisCommand, routingKey: RedisArgument, on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
-        do {
-            return try ownerPool(of: HashSlot.of(routingKey.bytes)).send(command, routingKey: routingKey, on: eventLoop)
-        } catch {
-            return eventLoop.makeFailedFuture(error)
-        }
-    }
-
-    /// One EVALSHA attempt on the slot's master, on `eventLoop` (see `send(_:routingKey:on:)`).
+    /// One EVALSHA attempt on the slot's master, on `eventLoop`; a redirect comes back as its
+    /// `.commandError` for the caller to retry through the routed `evaluate`.
     public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
         do {
             return try ownerPool(of: HashSlot.of(keys.first?.bytes ?? [])).evaluate(script, keys: keys, arguments: arguments, on: eventLoop)
@@ -148,7 +139,7 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         }
     }
 
-    /// One near-cache read on the slot's master (see `send(_:routingKey:on:)`).
+    /// One near-cache read on the slot's master (see `evaluate(_:keys:arguments:on:)`).
     public func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop, answer: @escaping NearAnswer) {
         do {
             try ownerPool(of: HashSlot.of(key.bytes)).nearGet(key, on: eventLoop, answer: answer)
@@ -175,12 +166,7 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         var askTarget: RedisClient?
         var lastRedirect = ""
         for attempt in 0..<Self.maxAttempts {
-            let node: RedisClient
-            if let askTarget {
-                node = askTarget
-            } else {
-                node = try ownerPool(of: slot)
-            }
+            let node = try askTarget ?? ownerPool(of: slot)
             await node.waitForFirstConnection(timeout: .nanoseconds(configuration.connectTimeout.nanoseconds))
             do {
                 return try await operation(node, askTarget != nil)

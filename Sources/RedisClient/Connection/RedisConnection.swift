@@ -108,11 +108,7 @@ public final class RedisConnection: Sendable {
 
     /// Sends one command and waits for its reply. An error reply throws `.commandError`.
     public func send(_ command: RedisCommand) async throws -> RESPValue {
-        let reply = try await sendRaw(command).get()
-        if case .error(let message) = reply {
-            throw RedisClientError(.commandError, message)
-        }
-        return reply
+        try await sendRaw(command).get().checked()
     }
 
     /// Sends `commands` in one write on this connection, so nothing else runs between them (as

@@ -6,11 +6,6 @@ import Synchronization
 public struct NearRead: Sendable {
     public var reply: RESPValue
     public var cached: Bool
-
-    public init(reply: RESPValue, cached: Bool) {
-        self.reply = reply
-        self.cached = cached
-    }
 }
 
 /// How a near-cache read is answered: once, on the caller's event loop.
@@ -269,10 +264,7 @@ final class NearCacheShard: Sendable {
         }
         return data.sendRaw(RedisCommand("GET", RedisArgument(key))).always { result in
             if let fetch { self.finishFetch(key, fetch, value: try? result.get().bulkBytes) }
-        }.flatMapThrowing { reply in
-            if case .error(let message) = reply { throw RedisClientError(.commandError, message) }
-            return NearRead(reply: reply, cached: false)
-        }.hop(to: callerLoop)
+        }.flatMapThrowing { NearRead(reply: try $0.checked(), cached: false) }.hop(to: callerLoop)
     }
 
     /// Keeps a fetched value unless an invalidation, a write of this process, a flush or a new

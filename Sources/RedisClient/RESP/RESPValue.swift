@@ -44,6 +44,12 @@ public enum RESPValue: Sendable, Equatable {
         return false
     }
 
+    /// The reply itself, or an error reply thrown as `.commandError`.
+    func checked() throws(RedisClientError) -> RESPValue {
+        if case .error(let message) = self { throw RedisClientError(.commandError, message) }
+        return self
+    }
+
     public var isNull: Bool {
         if case .null = self { return true }
         return false

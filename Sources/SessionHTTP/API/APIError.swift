@@ -59,8 +59,10 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         )
     }
 
-    static func preconditionFailed(_ message: String) -> APIError {
-        APIError(status: .preconditionFailed, code: "precondition_failed", message: message)
+    /// An update's `If-Match` named another version: 412, with the current one as its ETag.
+    static func versionMismatch(current: Int) -> APIError {
+        APIError(status: .preconditionFailed, code: "precondition_failed",
+                 message: "If-Match does not match the session version", extraHeaders: [.eTag: "\"\(current)\""])
     }
 
     static func payloadTooLarge(_ message: String) -> APIError {

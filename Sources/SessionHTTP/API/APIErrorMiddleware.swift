@@ -21,7 +21,7 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         if let error = error as? HTTPError {
             switch error.status {
             case .notFound:
-                let allowed = APIRoute.methods(matching: request.uri.path, in: routes)
+                let allowed = routes.filter { $0.matches(path: request.uri.path) }.map(\.method)
                 return allowed.isEmpty ? .notFound("no such route") : .methodNotAllowed(allowed: allowed)
             case .contentTooLarge:
                 return .payloadTooLarge("request body is too large")

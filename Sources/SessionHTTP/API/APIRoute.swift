@@ -10,14 +10,7 @@ public struct APIRoute: Sendable, Equatable {
     public let role: Role?
     /// The template's last parameter takes the rest of the path, slashes included
     /// (`/v1/auth/{path}`: the original path a forward-auth proxy appends).
-    let takesSubpaths: Bool
-
-    init(method: HTTPRequest.Method, path: String, role: Role?, takesSubpaths: Bool = false) {
-        self.method = method
-        self.path = path
-        self.role = role
-        self.takesSubpaths = takesSubpaths
-    }
+    var takesSubpaths = false
 
     /// The paths of lookup and create, which `SessionLookupChannelHandler` answers in front of
     /// the router.
@@ -43,19 +36,10 @@ public struct APIRoute: Sendable, Equatable {
         .init(method: .get, path: "/metrics", role: .reader),
     ]
 
-    /// The paths in Hummingbird's syntax (`:name`, `**` for the rest of the path). A route that
-    /// takes subpaths also answers at its bare prefix: Hummingbird's `**` needs one segment, and
-    /// a proxy checking a request for `/` asks for `/v1/auth/`.
-    var routerPaths: [RouterPath] {
-        endpointPaths.map { endpoint in
-            RouterPath(endpoint.split(separator: "/").map { segment in
-                segment.hasPrefix("{") ? ":" + segment.dropFirst().dropLast() : String(segment)
-            }.joined(separator: "/"))
-        }
-    }
-
-    /// How Hummingbird names the route once matched (`context.endpointPath`): the template, with
-    /// `**` for a parameter that takes subpaths, and then the bare prefix.
+    /// The paths the router mounts (Hummingbird reads `{name}` as a parameter), which are also
+    /// how it names the route once matched (`context.endpointPath`): the template, with `**` for
+    /// a parameter that takes subpaths, and then the bare prefix (Hummingbird's `**` needs one
+    /// segment, and a proxy checking a request for `/` asks for `/v1/auth/`).
     var endpointPaths: [String] {
         guard takesSubpaths, let slash = path.lastIndex(of: "/") else { return [path] }
         return [path[...slash] + "**", String(path[..<slash])]
@@ -71,9 +55,5 @@ public struct APIRoute: Sendable, Equatable {
         return zip(template, actual).allSatisfy { pattern, segment in
             pattern.hasPrefix("{") ? !segment.isEmpty : pattern == segment
         }
-    }
-
-    static func methods(matching requestPath: String, in routes: [APIRoute]) -> [HTTPRequest.Method] {
-        routes.filter { $0.matches(path: requestPath) }.map(\.method)
     }
 }

@@ -16,12 +16,8 @@ enum LookupRequest {
         }
     }
 
-    /// The 200 answer: the session, with its identity headers for `auth_request`.
-    static func answer(_ session: Session) -> JSONAnswer {
-        JSONAnswer(status: .ok, body: SessionJSON.render(session), session: session, namesUser: true)
-    }
-
-    /// A lookup's answer from what it found: the session, or `invalid_session` when the token
+    /// A lookup's answer from what it found: the session (with its identity headers for
+    /// `auth_request`), or `invalid_session` when the token
     /// was missing, malformed, unknown, expired or revoked. Each such refusal is counted by the
     /// role of the key that asked, a brute-force signal; both front ends answer through here.
     static func answer(
@@ -29,7 +25,7 @@ enum LookupRequest {
     ) throws(APIError) -> JSONAnswer {
         let refusal: APIError
         switch found {
-        case .success(let session?): return answer(session)
+        case .success(let session?): return JSONAnswer(status: .ok, body: SessionJSON.render(session), session: session, namesUser: true)
         case .success(nil): refusal = .noSession
         case .failure(let error): refusal = error
         }
@@ -40,6 +36,7 @@ enum LookupRequest {
 
 /// Query parameters, strictly: only `allowed` names, each at most once.
 enum QueryParameters {
+    @discardableResult
     static func parse(_ uri: URI, allowed: Set<String>) throws(APIError) -> [String: String] {
         var result = [String: String]()
         for (name, value) in uri.queryParameters {

@@ -15,6 +15,13 @@ struct SessionCookie: Sendable {
         return "\(name)=\(token); Path=/; Secure; HttpOnly; SameSite=\(sameSite.rawValue); Max-Age=\(seconds)"
     }
 
+    /// A new token's answer (create, rotate): the session, the token, and the cookie carrying it.
+    func answer(_ session: Session, token: SessionToken, status: HTTPResponse.Status) -> JSONAnswer {
+        let encoded = token.encoded
+        let body = SessionJSON.render(session, token: encoded, setCookie: set(token: encoded, session: session))
+        return JSONAnswer(status: status, body: body, session: session)
+    }
+
     var clear: String {
         "\(name)=; Path=/; Secure; HttpOnly; SameSite=\(sameSite.rawValue); Max-Age=0"
     }

@@ -18,8 +18,8 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         for route in APIRoute.all {
             let handler = self.handler(for: route)
             let required = route.role
-            for path in route.routerPaths {
-                router.on(path, method: route.method) { request, context -> Response in
+            for path in route.endpointPaths {
+                router.on(RouterPath(path), method: route.method) { request, context -> Response in
                     let role = try required.map { try keys.authorize(request.headers[.authorization], $0) }
                     return try await handler(request, context, role)
                 }
@@ -53,12 +53,10 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     // MARK: sessions by token
 
     @Sendable func create(_ request: Request, _ context: Context) async throws -> Response {
-        try queryParameters(request, allowed: [])
+        try QueryParameters.parse(request.uri, allowed: [])
         let body = try await readBody(request)
         let created = try await store.create(try SessionRequests.newSession(from: body, policy: store.policy))
-        let token = created.token.encoded
-        let payload = SessionJSON.render(created.session, token: token, setCookie: cookie.set(token: token, session: created.session))
-        return json(.created, payload, session: created.session)
+        return cookie.answer(created.session, token: created.token, status: .created).response
     }
 
     /// GET /v1/session. Most lookups never get here: `SessionLookupChannelHandler` answers them
@@ -77,7 +75,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     private func answerLookup(_ request: Request, touch: Bool, role: Role?) async throws -> Response {
         let found: Result<Session?, APIError>
         do {
-            found = .success(try await store.lookup(try sessionToken(request), touch: touch))
+            found = .success(try await store.lookup(try cookie.token(in: request.headers), touch: touch))
         } catch let error as APIError {
             found = .failure(error)
         }
@@ -85,8 +83,8 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     }
 
     @Sendable func update(_ request: Request, _ context: Context) async throws -> Response {
-        try queryParameters(request, allowed: [])
-        let token = try sessionToken(request)
+        try QueryParameters.parse(request.uri, allowed: [])
+        let token = try cookie.token(in: request.headers)
         let ifMatch = try expectedVersion(request)
         let patch = JSONValue.object(try SessionRequests.parseObject(try await readBody(request), what: "merge patch"))
         switch try await store.updateData(token, ifMatch: ifMatch, patch: patch) {
@@ -95,35 +93,32 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
         case .noSession:
             throw APIError.noSession
         case .versionMismatch(let current):
-            throw APIError(status: .preconditionFailed, code: "precondition_failed",
-                           message: "If-Match does not match the session version", extraHeaders: [.eTag: "\"\(current)\""])
+            throw APIError.versionMismatch(current: current)
         case .dataTooLarge(let bytes):
             throw APIError.payloadTooLarge("data would be \(bytes) bytes as JSON; the limit is \(store.policy.maxDataBytes)")
         }
     }
 
     @Sendable func revoke(_ request: Request, _ context: Context) async throws -> Response {
-        try queryParameters(request, allowed: [])
-        let token = try sessionToken(request)
+        try QueryParameters.parse(request.uri, allowed: [])
+        let token = try cookie.token(in: request.headers)
         let revoked = try await store.revoke(token)
         return revokeAnswer(revoked, handle: token.handle)
     }
 
     @Sendable func rotate(_ request: Request, _ context: Context) async throws -> Response {
-        try queryParameters(request, allowed: [])
-        guard let rotated = try await store.rotate(try sessionToken(request)) else {
+        try QueryParameters.parse(request.uri, allowed: [])
+        guard let rotated = try await store.rotate(try cookie.token(in: request.headers)) else {
             throw APIError.noSession
         }
-        let token = rotated.token.encoded
-        let payload = SessionJSON.render(rotated.session, token: token, setCookie: cookie.set(token: token, session: rotated.session))
-        return json(.ok, payload, session: rotated.session)
+        return cookie.answer(rotated.session, token: rotated.token, status: .ok).response
     }
 
     // MARK: admin
 
     @Sendable func listUserSessions(_ request: Request, _ context: Context) async throws -> Response {
         let userID = try pathUserID(context)
-        let query = try queryParameters(request, allowed: ["limit", "cursor"])
+        let query = try QueryParameters.parse(request.uri, allowed: ["limit", "cursor"])
         var limit = 100
         if let text = query["limit"] {
             guard let value = Int(text), (1...1000).contains(value) else {
@@ -152,7 +147,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
 
     @Sendable func forceLogout(_ request: Request, _ context: Context) async throws -> Response {
         let userID = try pathUserID(context)
-        let query = try queryParameters(request, allowed: ["except"])
+        let query = try QueryParameters.parse(request.uri, allowed: ["except"])
         var keep: SessionHandle?
         if let text = query["except"] {
             guard let handle = SessionHandle(parsing: text) else { throw APIError.invalidRequest("except must be a session handle") }
@@ -167,7 +162,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     }
 
     @Sendable func readByHandle(_ request: Request, _ context: Context) async throws -> Response {
-        try queryParameters(request, allowed: [])
+        try QueryParameters.parse(request.uri, allowed: [])
         guard let session = try await store.session(handle: try pathHandle(context)) else {
             throw APIError.notFound("no session with this handle")
         }
@@ -175,7 +170,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     }
 
     @Sendable func revokeByHandle(_ request: Request, _ context: Context) async throws -> Response {
-        try queryParameters(request, allowed: [])
+        try QueryParameters.parse(request.uri, allowed: [])
         let handle = try pathHandle(context)
         guard try await store.revoke(handle: handle) else { throw APIError.notFound("no session with this handle") }
         return revokeAnswer(true, handle: handle)
@@ -200,7 +195,7 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
 
     /// The Prometheus text format (README, "Metrics"); any key may read it.
     @Sendable func exposition(_ request: Request, _ context: Context) async throws -> Response {
-        try queryParameters(request, allowed: [])
+        try QueryParameters.parse(request.uri, allowed: [])
         let body = await metrics.exposition(redis: redis)
         return Response(
             status: .ok,
@@ -210,10 +205,6 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
     }
 
     // MARK: request pieces
-
-    private func sessionToken(_ request: Request) throws(APIError) -> SessionToken {
-        try cookie.token(in: request.headers)
-    }
 
     /// `If-Match: "N"`, `*` or absent. A weak tag (`W/"N"`) never matches, as RFC 9110's strong
     /// comparison requires, so it is answered 412 like any other mismatch.
@@ -249,11 +240,6 @@ struct SessionRoutes<Context: RequestContext>: Sendable {
             // announced): the client's fault, not ours.
             throw APIError.invalidRequest("request body framing is malformed")
         }
-    }
-
-    @discardableResult
-    private func queryParameters(_ request: Request, allowed: Set<String>) throws -> [String: String] {
-        try QueryParameters.parse(request.uri, allowed: allowed)
     }
 
     private func pathUserID(_ context: Context) throws -> String {

@@ -70,11 +70,16 @@ public struct ServiceConfiguration: Sendable {
         func value(_ setting: Setting) -> String {
             given(setting) ?? setting.defaultValue ?? ""
         }
-        func check<T>(_ setting: Setting, _ body: () throws(ConfigurationError.Reason) -> T) throws(ConfigurationError) -> T {
+        /// `body`'s value, or its error as the setting's: a reason's text, a Redis client's message.
+        func check<T>(_ setting: Setting, _ body: () throws -> T) throws(ConfigurationError) -> T {
             do {
                 return try body()
-            } catch {
+            } catch let error as ConfigurationError.Reason {
                 throw ConfigurationError(variable: setting.variable, reason: error.text)
+            } catch let error as RedisClientError {
+                throw ConfigurationError(variable: setting.variable, reason: error.message)
+            } catch {
+                throw ConfigurationError(variable: setting.variable, reason: "\(error)")
             }
         }
         func integer(_ setting: Setting) throws(ConfigurationError) -> Int {
@@ -91,37 +96,22 @@ public struct ServiceConfiguration: Sendable {
         host = value(.host)
         port = try integer(.port)
         let redisURLs = value(.redisURL).split(separator: ",", omittingEmptySubsequences: false)
-        let parsedURLs = try check(.redisURL) { () throws(ConfigurationError.Reason) -> [RedisConfiguration] in
-            var parsed = [RedisConfiguration]()
-            for url in redisURLs {
-                do {
-                    parsed.append(try RedisConfiguration(url: String(url.trimmingASCIISpaces())))
-                } catch let error as RedisClientError {
-                    throw .init(error.message)
-                } catch {
-                    throw .init("\(error)")
-                }
-            }
+        let parsedURLs = try check(.redisURL) { () throws -> [RedisConfiguration] in
+            let parsed = try redisURLs.map { try RedisConfiguration(url: String($0.trimmingASCIISpaces())) }
             let first = parsed[0]
             guard parsed.allSatisfy({ $0.username == first.username && $0.password == first.password && $0.database == first.database }) else {
-                throw .init("every seed URL must have the same user, password and database")
+                throw ConfigurationError.Reason("every seed URL must have the same user, password and database")
             }
             guard parsed.allSatisfy({ $0.requiresTLS == first.requiresTLS }) else {
-                throw .init("every seed URL must use the same scheme (redis:// or rediss://)")
+                throw ConfigurationError.Reason("every seed URL must use the same scheme (redis:// or rediss://)")
             }
             return parsed
         }
         redis = parsedURLs[0]
         let tlsFiles = [Setting.redisTLSCAFile, .redisTLSCertFile, .redisTLSKeyFile]
         if redis.requiresTLS {
-            redis.tls = try check(.redisTLSCAFile) { () throws(ConfigurationError.Reason) -> RedisTLS in
-                do {
-                    return try RedisTLS(caFile: given(.redisTLSCAFile), certificateFile: given(.redisTLSCertFile), keyFile: given(.redisTLSKeyFile))
-                } catch let error as RedisClientError {
-                    throw .init(error.message)
-                } catch {
-                    throw .init("\(error)")
-                }
+            redis.tls = try check(.redisTLSCAFile) {
+                try RedisTLS(caFile: given(.redisTLSCAFile), certificateFile: given(.redisTLSCertFile), keyFile: given(.redisTLSKeyFile))
             }
         } else if let file = tlsFiles.first(where: { given($0) != nil }) {
             throw ConfigurationError(variable: file.variable, reason: "TLS files need a rediss:// \(Setting.redisURL.variable)")

@@ -101,10 +101,6 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         performActions(context: context)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        context.fireChannelReadComplete()
-    }
-
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case let event as ChannelEvent where event == .inputClosed:
@@ -178,7 +174,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         do throws(APIError) {
             role = try authorize(lookup.credentials.authorization, .reader)
         } catch {
-            respond(error: error, exchange, context: context)
+            finish(exchange, error.answer, context: context)
             return
         }
         let token: SessionToken
@@ -199,7 +195,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             case .success(let session):
                 handler.respond(to: .success(session), role: role, exchange, context: context)
             case .failure(let error):
-                handler.respond(error: APIError.answering(error, logger: logger), exchange, context: context)
+                handler.finish(exchange, APIError.answering(error, logger: logger).answer, context: context)
             }
         }
     }
@@ -211,7 +207,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             _ = try authorize(create.authorization, .app)
             request = try SessionRequests.newSession(from: body, policy: shared.store.policy)
         } catch {
-            respond(error: APIError.answering(error, logger: shared.logger), exchange, context: context)
+            finish(exchange, APIError.answering(error, logger: shared.logger).answer, context: context)
             return
         }
         let shared = self.shared
@@ -222,7 +218,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             case .success(let created):
                 handler.respond(created: created, exchange, context: context)
             case .failure(let error):
-                handler.respond(error: APIError.answering(error, logger: shared.logger), exchange, context: context)
+                handler.finish(exchange, APIError.answering(error, logger: shared.logger).answer, context: context)
             }
         }
     }
@@ -243,20 +239,13 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         do throws(APIError) {
             finish(exchange, try LookupRequest.answer(found, role: role, metrics: shared.metrics), context: context)
         } catch {
-            respond(error: error, exchange, context: context)
+            finish(exchange, error.answer, context: context)
         }
     }
 
     /// The new session with its token, as the router's create handler answers it.
     private func respond(created: SessionStore.Created, _ exchange: Exchange, context: ChannelHandlerContext) {
-        let session = created.session
-        let token = created.token.encoded
-        let body = SessionJSON.render(session, token: token, setCookie: shared.cookie.set(token: token, session: session))
-        finish(exchange, JSONAnswer(status: .created, body: body, session: session), context: context)
-    }
-
-    private func respond(error: APIError, _ exchange: Exchange, context: ChannelHandlerContext) {
-        finish(exchange, error.answer, context: context)
+        finish(exchange, shared.cookie.answer(created.session, token: created.token, status: .created), context: context)
     }
 
     /// Logs and counts the answer as `RequestLogMiddleware` does, then renders it and writes

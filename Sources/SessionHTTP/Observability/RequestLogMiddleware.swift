@@ -30,7 +30,7 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
         log.record(
             requestID: requestID, method: request.method.rawValue, route: context.endpointPath ?? "unmatched",
             metrics: metrics.route(method: request.method.rawValue, path: context.endpointPath),
-            status: response.status.code, elapsed: .nanoseconds((ContinuousClock.now - start).nanoseconds),
+            status: response.status.code, elapsed: TimeAmount(ContinuousClock.now - start),
             handle: response.headers[.sessionHandle]
         )
         return response
@@ -85,12 +85,6 @@ struct LogMilliseconds: CustomStringConvertible, Sendable {
         var text = [UInt8]()
         JSONLogHandler.writeMilliseconds(nanoseconds: nanoseconds, into: &text)
         return String(decoding: text, as: UTF8.self)
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
     }
 }
 
