@@ -38,23 +38,21 @@ public struct APIKeyRing: Sendable {
             guard let role = Role.allCases.first(where: { $0.name == roleName }) else {
                 throw .init("entry \(position + 1) has unknown role '\(roleName.prefix(16))' (reader, app or admin)")
             }
+            let digest: SecretDigest
             if key.hasPrefix(Self.digestPrefix) {
-                guard let digest = SecretDigest(hex: key.dropFirst(Self.digestPrefix.count)) else {
+                guard let given = SecretDigest(hex: key.dropFirst(Self.digestPrefix.count)) else {
                     throw .init("entry \(position + 1) (\(role.name)) has a malformed digest: blake2b: must be followed by 64 hex digits")
                 }
-                guard seen.insert(digest.hex).inserted else {
-                    throw .init("entry \(position + 1) (\(role.name)) repeats a key given earlier")
+                digest = given
+            } else {
+                guard key.count >= Self.minimumKeyLength else {
+                    throw .init("entry \(position + 1) (\(role.name)) has a key shorter than \(Self.minimumKeyLength) characters")
                 }
-                entries.append((digest, role))
-                continue
+                guard key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ",") }) else {
+                    throw .init("entry \(position + 1) (\(role.name)) has a key with spaces or non-printable characters")
+                }
+                digest = SecretDigest(of: key)
             }
-            guard key.count >= Self.minimumKeyLength else {
-                throw .init("entry \(position + 1) (\(role.name)) has a key shorter than \(Self.minimumKeyLength) characters")
-            }
-            guard key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ",") }) else {
-                throw .init("entry \(position + 1) (\(role.name)) has a key with spaces or non-printable characters")
-            }
-            let digest = SecretDigest(of: key)
             guard seen.insert(digest.hex).inserted else {
                 throw .init("entry \(position + 1) (\(role.name)) repeats a key given earlier")
             }

@@ -56,7 +56,8 @@ final class ConnectionDrainer: Sendable {
     /// next connection to go idle makes room or wakes the acceptor, since no close may come to.
     private let starved = Atomic<Bool>(false)
     private let listener = Mutex<(any Channel)?>(nil)
-    private let drained: CoreMetrics.Counter
+    /// The connections closed to make room.
+    let drained: CoreMetrics.Counter
 
     /// `drained` counts the connections closed to make room.
     init(limit: Int, drained: CoreMetrics.Counter) {
@@ -118,11 +119,6 @@ final class ConnectionDrainer: Sendable {
             idle.add(1, ordering: .relaxed)
             wakeIfStarved()
         }
-    }
-
-    /// Called by a connection closed to make room.
-    func recordDrained() {
-        drained.increment()
     }
 
     private func wakeIfStarved() {

@@ -114,35 +114,34 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         if let drained { drainer.markIdle(drained, since: idleSince) }
         if closeWhenIdle, let context {
             // On the next turn of the loop: the answer just handed over is written first.
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            context.eventLoop.execute {
-                let (handler, context) = loopBound.value
-                handler.closeToMakeRoom(context: context)
-            }
+            onLoop(context) { $0.closeToMakeRoom(context: $1) }()
         }
     }
 
     private func opened(context: ChannelHandlerContext) {
         guard drained == nil else { return }
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
         let connection = ConnectionDrainer.Connection(
-            drain: {
-                eventLoop.execute {
-                    let (handler, context) = loopBound.value
-                    handler.drain(context: context)
-                }
-            },
-            admit: {
-                eventLoop.execute {
-                    let (handler, context) = loopBound.value
-                    handler.admitted(context: context)
-                }
-            }
+            drain: onLoop(context) { $0.drain(context: $1) },
+            admit: onLoop(context) { $0.admitted(context: $1) }
         )
         drained = connection
         parked = !drainer.register(connection)
         if !parked { startIdleTime(context: context) }
+    }
+
+    /// Runs `body` with this handler and its context on the connection's loop, when called from
+    /// any thread.
+    private func onLoop(
+        _ context: ChannelHandlerContext, _ body: @escaping (IdleConnectionHandler, ChannelHandlerContext) -> Void
+    ) -> @Sendable () -> Void {
+        let loopBound = NIOLoopBound((self, context, body), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        return {
+            eventLoop.execute {
+                let (handler, context, body) = loopBound.value
+                body(handler, context)
+            }
+        }
     }
 
     private func startIdleTime(context: ChannelHandlerContext) {
@@ -188,7 +187,7 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func closeToMakeRoom(context: ChannelHandlerContext) {
         guard context.channel.isActive, inProgress == 0 else { return }
-        drainer.recordDrained()
+        drainer.drained.increment()
         context.close(promise: nil)
     }
 
