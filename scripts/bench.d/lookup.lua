@@ -16,6 +16,8 @@
 --                                 less than a touch step ago), see below
 --                     "sweep":    every session in use once, in turn, then again: warms a near
 --                                 cache before a measured run; touches nothing
+--                     "each":     every session of the file once, in turn, then again, with
+--                                 ?touch=false: fills a near cache with all of them
 --   BENCH_TOUCH_LOG   steady and sweep: "line_number time_ms" of every touch that steady runs
 --                     made, appended by each steady run and read back by the next, so that a
 --                     run knows each session's last touch whatever ran in between
@@ -164,8 +166,8 @@ function init(args)
       head = "GET /GET/sessiond:"
       tail = webdis_suffix .. " HTTP/1.1\r\nHost: " .. host .. "\r\n\r\n"
    else
-      head = "GET /v1/session HTTP/1.1\r\nHost: " .. host .. "\r\nAuthorization: Bearer " ..
-         reader_key .. "\r\nX-Session-Token: "
+      head = "GET /v1/session" .. (pick == "each" and "?touch=false" or "") .. " HTTP/1.1\r\nHost: " .. host ..
+         "\r\nAuthorization: Bearer " .. reader_key .. "\r\nX-Session-Token: "
       tail = "\r\n\r\n"
    end
    math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
@@ -176,14 +178,15 @@ function init(args)
          touch_log = assert(io.open(touch_log_path, "a"))
          touch_log:setvbuf("line") -- whole lines on disk even if wrk is stopped
       end
-   elseif pick ~= "uniform" and mode == "sessiond" then
-      error("BENCH_PICK must be uniform, steady or sweep, got " .. pick)
+   elseif pick ~= "uniform" and pick ~= "each" and mode == "sessiond" then
+      error("BENCH_PICK must be uniform, steady, sweep or each, got " .. pick)
    end
 end
 
 -- wrk calls request() once before any connection exists, to check the request
 -- (script_verify_request); that string is never sent, so it must change no state.
 local verified = false
+local each_at = 0
 
 local function steady()
    local t = now_ms()
@@ -230,6 +233,9 @@ if mode ~= "nginx" then
          i = steady()
       elseif pick == "sweep" and mode == "sessiond" then
          i = sweep()
+      elseif pick == "each" then
+         each_at = each_at % count + 1
+         i = each_at
       else
          i = math.random(count)
       end

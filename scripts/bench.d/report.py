@@ -271,6 +271,12 @@ def main():
               "within 10 % of the small figure", f"{r:.3f} × ({(r - 1) * 100:+.1f} %)", r >= 0.90)
     else:
         rows.append((f"growth: lookup throughput at {gsessions} sessions", "not run (`--growth`)", "within 10 %", "—", "—"))
+    cache_entry, cache_entries = med("growth_cache_bytes_per_entry"), med("growth_cache_entries")
+    if cache_entry is not None:
+        check(f"near-cache memory per entry with {cache_entries:,.0f} sessions cached (resident memory of a fresh strict "
+              "instance, after against before)", cache_entry, byt, "≤ 300 B per entry", byt(cache_entry), cache_entry <= 300)
+    else:
+        rows.append(("near-cache memory per entry with 1 M sessions cached", "not run (`--growth`)", "≤ 300 B", "—", "—"))
 
     out = []
     out.append("| figure | median | target | measured against target | status |")
@@ -324,6 +330,7 @@ def main():
         ("growth: Redis commands per lookup", "growth_lookup_redis_per_lookup", per),
         ("growth: near-cache hit share", "growth_lookup_nearcache_hit_pct", pct),
         ("growth: sessions in use at the end of the run", "growth_lookup_inuse", lambda v: f"{v:,.0f}"),
+        ("growth: near-cache memory per entry, all sessions cached", "growth_cache_bytes_per_entry", byt),
         ("cluster: sessiond lookup throughput", "cluster_lookup_rps", rps),
         ("cluster: sessiond lookup p99", "cluster_lookup_p99_ms", ms),
         ("cluster: touch share (summed over the masters)", "cluster_lookup_touch_pct", pct),
@@ -449,7 +456,10 @@ How each figure is taken:
 - *growth* (`--growth`): the private Redis is flushed and loaded with {meta.get('growth_sessions', '?')} sessions; *memory* as
   above; *lookup* on the strict instance with the headline workload over {meta.get('sessions', '?')} of them picked at
   random (the same number of distinct sessions as the small figure), after a warm-up until they are
-  past their touch step; its runs follow each other, so more sessions are in use than in the passes.{cluster_how}
+  past their touch step; its runs follow each other, so more sessions are in use than in the passes.
+  *near-cache memory per entry*: a fresh strict instance (log level warning; the others stopped)
+  looks up every one of them with `?touch=false` (`lookup.lua` pick `each`) until its cache holds
+  them all; its resident memory (`VmRSS`) after, minus before, per entry held.{cluster_how}
 
 {table}
 """)
