@@ -311,6 +311,7 @@ public final class RedisClient: RedisDeployment, Sendable {
         return connection.sendRaw(command).hop(to: eventLoop).flatMapThrowing { try $0.checked() }
     }
 
+    /// `RedisDeployment`: EVALSHA of an already loaded script, on a connection of `eventLoop`.
     public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
         guard let sha = script.sha else {
             return eventLoop.makeFailedFuture(RedisClientError(.unavailable, "script \(script.name) is not loaded yet"))
