@@ -323,7 +323,8 @@ public final class RedisClient: RedisDeployment, Sendable {
     /// `RedisDeployment`: `GET key` through the near-cache shard of `eventLoop`'s connection, or
     /// a plain `GET` when the cache is off or not linked. Error replies fail the future.
     public func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop, answer: @escaping NearAnswer) {
-        if let shard = regularSlots.first(where: { $0.eventLoop === eventLoop })?.nearCache ?? liveSlot()?.slot.nearCache,
+        if configuration.nearCache != nil,
+           let shard = regularSlots.first(where: { $0.eventLoop === eventLoop })?.nearCache ?? liveSlot()?.slot.nearCache,
            shard.read(key.bytes, on: eventLoop, answer: answer) {
             return
         }

@@ -276,7 +276,7 @@ def main():
         check(f"near-cache memory per entry with {cache_entries:,.0f} sessions cached (resident memory of a fresh strict "
               "instance, after against before)", cache_entry, byt, "≤ 300 B per entry", byt(cache_entry), cache_entry <= 300)
     else:
-        rows.append(("near-cache memory per entry with 1 M sessions cached", "not run (`--growth`)", "≤ 300 B", "—", "—"))
+        rows.append((f"near-cache memory per entry with {gsessions} sessions cached", "not run (`--growth`)", "≤ 300 B", "—", "—"))
 
     out = []
     out.append("| figure | median | target | measured against target | status |")
@@ -457,7 +457,7 @@ How each figure is taken:
   above; *lookup* on the strict instance with the headline workload over {meta.get('sessions', '?')} of them picked at
   random (the same number of distinct sessions as the small figure), after a warm-up until they are
   past their touch step; its runs follow each other, so more sessions are in use than in the passes.
-  *near-cache memory per entry*: a fresh strict instance (log level warning; the others stopped)
+  *near-cache memory per entry*: a fresh strict instance (log level warning; the others paused)
   looks up every one of them with `?touch=false` (`lookup.lua` pick `each`) until its cache holds
   them all; its resident memory (`VmRSS`) after, minus before, per entry held.{cluster_how}
 

@@ -11,6 +11,7 @@
 #     instance_make_keys                        # sets and exports SESSIOND_READER_KEY, SESSIOND_APP_KEY, SESSIOND_ADMIN_KEY
 #     instance_start_sessiond BINARY REDIS_URL LOG [VAR=VALUE...]
 #                                               # sets INSTANCE_SESSIOND_PID, INSTANCE_SESSIOND_URL, INSTANCE_KEY_PREFIX
+#     instance_stop_sessiond PID                # stops one of them before the end
 #     instance_stop                             # stops what this shell started (call it from the cleanup)
 #     proc_on_exit instance_cleanup DIR         # the usual cleanup, DIR a temporary directory
 #
@@ -200,13 +201,24 @@ instance_log_has_keys() {
     return "$found"
 }
 
-instance_stop() {
-    local pid
+# instance_stop_sessiond PID: stops one sessiond that instance_start_sessiond started.
+instance_stop_sessiond() {
+    local pid remaining=()
+    proc_stop "$1" 10 TERM
     for pid in "${INSTANCE_SESSIOND_PIDS[@]}"; do
-        proc_stop "$pid" 10 TERM
+        [[ $pid == "$1" ]] || remaining+=("$pid")
     done
-    INSTANCE_SESSIOND_PIDS=()
-    INSTANCE_SESSIOND_PID=""
+    INSTANCE_SESSIOND_PIDS=("${remaining[@]}")
+    if [[ $INSTANCE_SESSIOND_PID == "$1" ]]; then
+        INSTANCE_SESSIOND_PID=""
+        INSTANCE_SESSIOND_URL=""
+    fi
+}
+
+instance_stop() {
+    while ((${#INSTANCE_SESSIOND_PIDS[@]} > 0)); do
+        instance_stop_sessiond "${INSTANCE_SESSIOND_PIDS[0]}"
+    done
     proc_stop "$INSTANCE_REDIS_PID" 10 TERM
     INSTANCE_REDIS_PID=""
 }

@@ -52,6 +52,7 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         logger: Logger,
         refreshInterval: Duration = .seconds(5)
     ) {
+        precondition(refreshInterval > .zero, "the slot map's refresh interval must be positive")
         self.refreshInterval = refreshInterval
         self.configuration = configuration
         self.seeds = seeds
@@ -83,16 +84,19 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         for pool in pools { pool.retire() }
     }
 
-    /// Refreshes every few seconds, every `degradedRefreshInterval` while degraded, until cancelled.
-    /// It wakes at the shorter pace and checks then, so a cluster that degrades with no traffic
-    /// (which would ask for a refresh) is refreshed at that pace from its next wake, not after
-    /// the healthy interval.
+    /// Refreshes every `refreshInterval`, every `degradedRefreshInterval` (or the interval, if
+    /// shorter) while degraded, until cancelled. It looks at the state at least that often, so a
+    /// cluster that degrades with no traffic (which would ask for a refresh) is refreshed at the
+    /// degraded pace from then on, not after the healthy interval.
     private func refreshAtInterval() async {
         var lastRefresh = ContinuousClock.now
         while !Task.isCancelled {
-            try? await Task.sleep(for: min(Self.degradedRefreshInterval, refreshInterval))
-            if Task.isCancelled { break }
-            guard ContinuousClock.now - lastRefresh >= (isDegraded ? Self.degradedRefreshInterval : refreshInterval) else { continue }
+            let due = lastRefresh + (isDegraded ? min(Self.degradedRefreshInterval, refreshInterval) : refreshInterval)
+            let now = ContinuousClock.now
+            if now < due {
+                try? await Task.sleep(for: min(Self.degradedRefreshInterval, due - now))
+                continue
+            }
             await refreshTopology()
             lastRefresh = .now
         }

@@ -216,7 +216,8 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             let (handler, context) = loopBound.value
             switch result {
             case .success(let created):
-                handler.respond(created: created, exchange, context: context)
+                // As the router's create handler answers it.
+                handler.finish(exchange, shared.cookie.answer(created.session, token: created.token, status: .created), context: context)
             case .failure(let error):
                 handler.finish(exchange, APIError.answering(error, logger: shared.logger).answer, context: context)
             }
@@ -241,11 +242,6 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         } catch {
             finish(exchange, error.answer, context: context)
         }
-    }
-
-    /// The new session with its token, as the router's create handler answers it.
-    private func respond(created: SessionStore.Created, _ exchange: Exchange, context: ChannelHandlerContext) {
-        finish(exchange, shared.cookie.answer(created.session, token: created.token, status: .created), context: context)
     }
 
     /// Logs and counts the answer as `RequestLogMiddleware` does, then renders it and writes
