@@ -171,11 +171,23 @@ local function check_user(s, user_id)
   end
 end
 
--- The index lives as long as its longest-lived session, so it is never gone while one of its
--- sessions is valid, and Redis frees it by TTL once they have all expired.
-local function extend_index(index, expires)
-  if redis.call('PEXPIRETIME', index) < expires then
-    redis.call('PEXPIREAT', index, int(expires))
+-- The index outlives each of its sessions, so it is never gone while one of them is valid, and
+-- Redis frees it by TTL once they have all expired. What a write of a format-2 record asks of the
+-- index is its horizon: the session's end, but as of the end of the quarter of its idle timeout
+-- in which its last activity falls. Every write of a record raises the index's TTL to at least
+-- that, and nothing lowers it, so a touch whose horizon is unchanged (most of them: touches come
+-- a tenth of the idle timeout apart) leaves the TTL alone. The index lingers at most a quarter of
+-- the idle timeout after its last session's end.
+local function index_horizon(s)
+  local quarter = s.idle * 250
+  return math.min((math.floor(s.last_seen / quarter) + 1) * quarter + s.idle * 1000,
+    s.created + s.absolute * 1000)
+end
+
+-- For a batch of records at once (migrate_index): the latest of their horizons.
+local function extend_index(index, horizon)
+  if redis.call('PEXPIRETIME', index) < horizon then
+    redis.call('PEXPIREAT', index, int(horizon))
   end
 end
 
@@ -185,13 +197,15 @@ local function score_of(expires)
   return int(math.ceil(expires / 1000))
 end
 
-local function index_session(index, member, expires)
-  redis.call('ZADD', index, score_of(expires), member)
+local function index_session(index, member, s)
+  local added = redis.call('ZADD', index, score_of(expiry_of(s)), member)
   -- Every script that writes an index gives it a TTL, so one call extends it. GT leaves a key
-  -- without a TTL as it is, so a refusal is checked: the index may already outlive this session,
-  -- be new (ZADD made it), or have lost its TTL.
-  if redis.call('PEXPIREAT', index, int(expires), 'GT') == 0 and redis.call('PEXPIRETIME', index) == -1 then
-    redis.call('PEXPIREAT', index, int(expires))
+  -- without a TTL as it is, so a refusal after adding a member is checked: the index may reach
+  -- further already (another session's horizon), or be new (ZADD made it). An existing member
+  -- means an existing index, with a TTL.
+  local horizon = int(index_horizon(s))
+  if redis.call('PEXPIREAT', index, horizon, 'GT') == 0 and added == 1 and redis.call('PEXPIRETIME', index) == -1 then
+    redis.call('PEXPIREAT', index, horizon)
   end
 end
 
@@ -231,7 +245,7 @@ end
 -- Returns {record, {}, 0}, or an error reply COLLISION when the handle exists.
 local s, record, expires = store_new(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5])
 if not s then return redis.error_reply('COLLISION session handle already exists') end
-index_session(KEYS[2], ARGV[1], expires)
+index_session(KEYS[2], ARGV[1], s)
 return {record, {}, 0}
 """#
 
@@ -288,7 +302,7 @@ for n = 1, #live + 1 - cap do
 end
 remove_members(KEYS[2], gone)
 publish_revoked(KEYS[1], user_id_of(s), revoked, 'cap')
-index_session(KEYS[2], ARGV[1], expires)
+index_session(KEYS[2], ARGV[1], s)
 return {record, revoked, #dead}
 """#
 
@@ -300,7 +314,9 @@ return {record, revoked, #dead}
 local record = redis.call('GET', KEYS[1])
 if not record then return record end
 local s = parse(record)
+local format2 = string.byte(record, 1) >= 128
 local before = expiry_of(s)
+local horizon = index_horizon(s)
 local last_seen = s.last_seen
 seen_now(s)
 local expires = expiry_of(s)
@@ -309,13 +325,19 @@ if s.last_seen - last_seen < math.min(60000, s.idle * 100) or expires <= before 
 end
 -- Only a format-1 record can still belong to the format-1 index: a format-2 one was created in
 -- the index, or rewritten when its user's format-1 index was moved.
-if string.byte(record, 1) < 128 then
+if not format2 then
   local legacy = refuse_legacy(KEYS[3])
   if legacy then return legacy end
 end
 record = encode(s)
 redis.call('SET', KEYS[1], record, 'PXAT', int(expires))
-index_session(KEYS[2], ARGV[1], expires)
+-- A format-2 record's last write raised the index to its horizon (format 1's raised it to its
+-- end only).
+if format2 and index_horizon(s) == horizon then
+  redis.call('ZADD', KEYS[2], score_of(expires), ARGV[1])
+else
+  index_session(KEYS[2], ARGV[1], s)
+end
 return record
 """#
 
@@ -340,7 +362,7 @@ seen_now(s)
 local updated = encode(s)
 local expires = expiry_of(s)
 redis.call('SET', KEYS[1], updated, 'PXAT', int(expires))
-index_session(KEYS[2], ARGV[3], expires)
+index_session(KEYS[2], ARGV[3], s)
 return {1, updated}
 """#
 
@@ -387,7 +409,7 @@ if not redis.call('SET', KEYS[2], rotated, 'PXAT', int(expires), 'NX') then
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
-index_session(KEYS[3], ARGV[2], expires)
+index_session(KEYS[3], ARGV[2], s)
 publish_revoked(KEYS[1], ARGV[3], {ARGV[4]}, 'rotate')
 return rotated
 """#
@@ -459,10 +481,9 @@ for i = 3, #KEYS do
     local record = redis.call('GET', KEYS[i])
     if record then
       local s = parse(record)
-      local expires = expiry_of(s)
       redis.call('SET', KEYS[i], encode(s), 'KEEPTTL')
-      redis.call('ZADD', KEYS[1], score_of(expires), new)
-      if expires > latest then latest = expires end
+      redis.call('ZADD', KEYS[1], score_of(expiry_of(s)), new)
+      latest = math.max(latest, index_horizon(s))
       moved = moved + 1
     end
     redis.call('ZREM', KEYS[2], old)

@@ -45,13 +45,43 @@ import Testing
         if seconds > 0 { try await Task.sleep(for: .milliseconds(Int(seconds * 1000))) }
     }
 
+    /// The index outlives its session by at most a quarter of the idle timeout (1.5 s here).
     @Test func idleOnlySessionFreesIndexWithoutAnyRead() async throws {
         try await Sessiond.with(settings: ["SESSIOND_IDLE_TIMEOUT": "6"]) { server in
             let session = try await server.create(user: "quiet")
             #expect(try await server.redisKeys().count == 2)
-            try await Self.sleep(until: try Self.time(session, "idle_expires_at") + 0.5)
+            try await Self.sleep(until: try Self.time(session, "idle_expires_at") + 2)
             // Nothing touched the keys after create: only Redis TTLs can have freed them.
             #expect(try await server.redisKeys() == [])
+        }
+    }
+
+    /// §5.3's "no valid session outside the index" under steady touches: a touch raises the
+    /// index's TTL only when the session's horizon moves (docs/redis-layout.md), so the index
+    /// must still reach past the session's end after every touch, over several horizons.
+    @Test func touchesKeepTheIndexPastTheSessionsEnd() async throws {
+        // Idle 4 s: a touch is due every 0.4 s, and the horizon moves every second.
+        try await Sessiond.with(settings: ["SESSIOND_IDLE_TIMEOUT": "4"]) { server in
+            let session = try await server.create(user: "steady")
+            let recordKey = server.sessionKey(session.handle)
+            let indexKey = server.indexKey(user: "steady", handle: session.handle)
+            let created = try Self.time(session, "created_at")
+            let (checks, slides) = try await withRedis(server.redisTopology) { redis in
+                var checks = 0, slides = 0, lastRecordEnd: Int64 = 0
+                while Date() < created + 9 {
+                    #expect(try await server.lookup(session.token).status == 200)
+                    try await Task.sleep(for: .milliseconds(150))
+                    // The record first: the index's TTL only grows, so it must reach this end.
+                    let recordEnd = try await redis.send("PEXPIRETIME", key: recordKey).integer ?? -1
+                    let indexEnd = try await redis.send("PEXPIRETIME", key: indexKey).integer ?? -1
+                    #expect(recordEnd > 0 && indexEnd >= recordEnd, "record ends \(recordEnd), index \(indexEnd)")
+                    if recordEnd > lastRecordEnd { slides += 1 }
+                    lastRecordEnd = recordEnd
+                    checks += 1
+                }
+                return (checks, slides)
+            }
+            #expect(slides >= 10, "the session slid \(slides) times in \(checks) checks")
         }
     }
 

@@ -185,6 +185,11 @@ struct Sessiond: Sendable {
         keyPrefix + "{" + handle.prefix(3) + "}" + handle.dropFirst(3)
     }
 
+    /// The user index holding a session, as docs/redis-layout.md describes it.
+    func indexKey(user: String, handle: String) -> String {
+        keyPrefix + "{" + handle.prefix(3) + "}i:" + user
+    }
+
     /// The deployment's routing key: the one key without a TTL, created on first use.
     var routingKeyName: String { keyPrefix + "{routing}key" }
 
