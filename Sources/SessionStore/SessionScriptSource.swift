@@ -197,15 +197,17 @@ local function score_of(expires)
   return int(math.ceil(expires / 1000))
 end
 
-local function index_session(index, member, s)
+-- `reach`: how far the index must last for this session, its horizon, or for a create its end
+-- (which is later than the user's other sessions' ends, so GT rarely refuses it).
+local function index_session(index, member, s, reach)
   local added = redis.call('ZADD', index, score_of(expiry_of(s)), member)
   -- Every script that writes an index gives it a TTL, so one call extends it. GT leaves a key
   -- without a TTL as it is, so a refusal after adding a member is checked: the index may reach
-  -- further already (another session's horizon), or be new (ZADD made it). An existing member
-  -- means an existing index, with a TTL.
-  local horizon = int(index_horizon(s))
-  if redis.call('PEXPIREAT', index, horizon, 'GT') == 0 and added == 1 and redis.call('PEXPIRETIME', index) == -1 then
-    redis.call('PEXPIREAT', index, horizon)
+  -- further already, or be new (ZADD made it). An existing member means an existing index, with
+  -- a TTL.
+  reach = int(reach or index_horizon(s))
+  if redis.call('PEXPIREAT', index, reach, 'GT') == 0 and added == 1 and redis.call('PEXPIRETIME', index) == -1 then
+    redis.call('PEXPIREAT', index, reach)
   end
 end
 
@@ -245,7 +247,7 @@ end
 -- Returns {record, {}, 0}, or an error reply COLLISION when the handle exists.
 local s, record, expires = store_new(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5])
 if not s then return redis.error_reply('COLLISION session handle already exists') end
-index_session(KEYS[2], ARGV[1], s)
+index_session(KEYS[2], ARGV[1], s, expires)
 return {record, {}, 0}
 """#
 
@@ -302,7 +304,7 @@ for n = 1, #live + 1 - cap do
 end
 remove_members(KEYS[2], gone)
 publish_revoked(KEYS[1], user_id_of(s), revoked, 'cap')
-index_session(KEYS[2], ARGV[1], s)
+index_session(KEYS[2], ARGV[1], s, expires)
 return {record, revoked, #dead}
 """#
 
@@ -315,8 +317,10 @@ local record = redis.call('GET', KEYS[1])
 if not record then return record end
 local s = parse(record)
 local format2 = string.byte(record, 1) >= 128
+-- A format-2 record's last write raised the index to its horizon, but for its create, which
+-- raised it to its end (format 1's raised it to its end only).
+local horizon = format2 and s.last_seen > s.created and index_horizon(s)
 local before = expiry_of(s)
-local horizon = index_horizon(s)
 local last_seen = s.last_seen
 seen_now(s)
 local expires = expiry_of(s)
@@ -331,9 +335,7 @@ if not format2 then
 end
 record = encode(s)
 redis.call('SET', KEYS[1], record, 'PXAT', int(expires))
--- A format-2 record's last write raised the index to its horizon (format 1's raised it to its
--- end only).
-if format2 and index_horizon(s) == horizon then
+if index_horizon(s) == horizon then
   redis.call('ZADD', KEYS[2], score_of(expires), ARGV[1])
 else
   index_session(KEYS[2], ARGV[1], s)
