@@ -125,6 +125,16 @@ local function parse(record)
   return s
 end
 
+-- The creation time alone, for a check over many records (revoke_members): parse would copy
+-- each body.
+local function created_of(record)
+  if string.byte(record, 1) >= 128 then
+    local _, pos = read_varint(record, 2)
+    return (struct.unpack('>I6', record, pos))
+  end
+  return (struct.unpack('>I6', record, 5))
+end
+
 local function encode(s)
   return string.char(s.first) .. varint(s.version) .. struct.pack('>I6', s.created) .. varint(s.last_seen - s.created)
     .. varint(s.idle) .. varint(s.absolute) .. s.body
@@ -172,22 +182,29 @@ local function check_user(s, user_id)
 end
 
 -- The index outlives each of its sessions, so it is never gone while one of them is valid, and
--- Redis frees it by TTL once they have all expired. What a write of a format-2 record asks of the
--- index is its horizon: the session's end, but as of the end of the quarter of its idle timeout
--- in which its last activity falls. Every write of a record raises the index's TTL to at least
--- that, and nothing lowers it, so a touch whose horizon is unchanged (most of them: touches come
--- a tenth of the idle timeout apart) leaves the TTL alone. The index lingers at most a quarter of
--- the idle timeout after its last session's end.
+-- Redis frees it by TTL once they have all expired. What a format-2 record asks of its index is
+-- its horizon: the session's end as of the end of the quarter of its idle timeout in which its
+-- last activity falls. Every write of a record raises the index's TTL to its reach, a quarter
+-- idle timeout past its end, which is at least that; nothing lowers it. So a touch in the same
+-- quarter as the record's last write (most touches: they come a tenth of the idle timeout apart)
+-- leaves the TTL alone, and the index lingers at most a quarter idle timeout after its last
+-- session's end.
 local function index_horizon(s)
   local quarter = s.idle * 250
   return math.min((math.floor(s.last_seen / quarter) + 1) * quarter + s.idle * 1000,
     s.created + s.absolute * 1000)
 end
 
--- For a batch of records at once (migrate_index): the latest of their horizons.
-local function extend_index(index, horizon)
-  if redis.call('PEXPIRETIME', index) < horizon then
-    redis.call('PEXPIREAT', index, int(horizon))
+-- Later activity reaches later, so a new session's reach is beyond its user's others and GT
+-- rarely refuses it (a tie would cost index_session a PEXPIRETIME).
+local function index_reach(s)
+  return math.min(s.last_seen + s.idle * 1250, s.created + s.absolute * 1000)
+end
+
+-- For a batch of records at once (migrate_index): the latest of their reaches.
+local function extend_index(index, reach)
+  if redis.call('PEXPIRETIME', index) < reach then
+    redis.call('PEXPIREAT', index, int(reach))
   end
 end
 
@@ -197,15 +214,13 @@ local function score_of(expires)
   return int(math.ceil(expires / 1000))
 end
 
--- `reach`: how far the index must last for this session, its horizon, or for a create its end
--- (which is later than the user's other sessions' ends, so GT rarely refuses it).
-local function index_session(index, member, s, reach)
+local function index_session(index, member, s)
   local added = redis.call('ZADD', index, score_of(expiry_of(s)), member)
   -- Every script that writes an index gives it a TTL, so one call extends it. GT leaves a key
   -- without a TTL as it is, so a refusal after adding a member is checked: the index may reach
   -- further already, or be new (ZADD made it). An existing member means an existing index, with
   -- a TTL.
-  reach = int(reach or index_horizon(s))
+  local reach = int(index_reach(s))
   if redis.call('PEXPIREAT', index, reach, 'GT') == 0 and added == 1 and redis.call('PEXPIRETIME', index) == -1 then
     redis.call('PEXPIREAT', index, reach)
   end
@@ -247,7 +262,7 @@ end
 -- Returns {record, {}, 0}, or an error reply COLLISION when the handle exists.
 local s, record, expires = store_new(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5])
 if not s then return redis.error_reply('COLLISION session handle already exists') end
-index_session(KEYS[2], ARGV[1], s, expires)
+index_session(KEYS[2], ARGV[1], s)
 return {record, {}, 0}
 """#
 
@@ -304,7 +319,7 @@ for n = 1, #live + 1 - cap do
 end
 remove_members(KEYS[2], gone)
 publish_revoked(KEYS[1], user_id_of(s), revoked, 'cap')
-index_session(KEYS[2], ARGV[1], s, expires)
+index_session(KEYS[2], ARGV[1], s)
 return {record, revoked, #dead}
 """#
 
@@ -317,9 +332,8 @@ local record = redis.call('GET', KEYS[1])
 if not record then return record end
 local s = parse(record)
 local format2 = string.byte(record, 1) >= 128
--- A format-2 record's last write raised the index to its horizon, but for its create, which
--- raised it to its end (format 1's raised it to its end only).
-local horizon = format2 and s.last_seen > s.created and index_horizon(s)
+-- A format-2 record's last write raised the index past its horizon (format 1's, to its end).
+local horizon = format2 and index_horizon(s)
 local before = expiry_of(s)
 local last_seen = s.last_seen
 seen_now(s)
@@ -485,7 +499,7 @@ for i = 3, #KEYS do
       local s = parse(record)
       redis.call('SET', KEYS[i], encode(s), 'KEEPTTL')
       redis.call('ZADD', KEYS[1], score_of(expiry_of(s)), new)
-      latest = math.max(latest, index_horizon(s))
+      latest = math.max(latest, index_reach(s))
       moved = moved + 1
     end
     redis.call('ZREM', KEYS[2], old)
@@ -516,7 +530,7 @@ for i = 1, count do
   local record = redis.call('GET', KEYS[i + 1])
   if not record then
     gone[#gone + 1] = ARGV[i + 1]
-  elseif parse(record).created <= bound then
+  elseif created_of(record) <= bound then
     redis.call('DEL', KEYS[i + 1])
     gone[#gone + 1] = ARGV[i + 1]
     revoked[#revoked + 1] = ARGV[count + i + 1]

@@ -42,6 +42,16 @@ struct DeploymentStartupTests {
         #expect(cluster.description.contains("0 slots unowned"))
     }
 
+    /// A cluster client seeded with one node's URL and its slot map, not yet running.
+    private func clusterClient(seedURL: String, refreshInterval: Duration) async throws -> RedisClusterClient {
+        let configuration = try RedisConfiguration(url: seedURL).forTests
+        let seed = RedisNodeAddress(host: configuration.host, port: configuration.port)
+        let topology = try await RedisClusterClient.fetchTopology(
+            from: seed, configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton
+        )
+        return RedisClusterClient(configuration: configuration, seeds: [seed], topology: topology, logger: logger, refreshInterval: refreshInterval)
+    }
+
     /// A running cluster client on the shared test cluster, with the given interval; `during` runs
     /// meanwhile. It runs for at least `duration`, and on until it has refreshed once (at most
     /// 10 s: under the parallel suite its tasks can wait a long time for a CPU). Returns how many
@@ -50,12 +60,7 @@ struct DeploymentStartupTests {
         interval: Duration, atLeast duration: Duration, during: @escaping @Sendable (RedisClusterClient) async -> Void = { _ in }
     ) async throws -> (count: Int, elapsed: Duration) {
         let url = try Self.environment("SESSIOND_TEST_CLUSTER_URLS").split(separator: ",").map(String.init)[0]
-        let configuration = try RedisConfiguration(url: url).forTests
-        let seed = RedisNodeAddress(host: configuration.host, port: configuration.port)
-        let topology = try await RedisClusterClient.fetchTopology(
-            from: seed, configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton
-        )
-        let cluster = RedisClusterClient(configuration: configuration, seeds: [seed], topology: topology, logger: logger, refreshInterval: interval)
+        let cluster = try await clusterClient(seedURL: url, refreshInterval: interval)
         let started = ContinuousClock.now
         let running = Task { try await cluster.run() }
         let driving = Task { await during(cluster) }
@@ -103,12 +108,7 @@ struct DeploymentStartupTests {
     @Test("a master lost with no traffic is refreshed at the degraded pace, not after the healthy interval")
     func degradedWithoutTraffic() async throws {
         try await RedisClusterTopology.withCluster { topology in
-            let configuration = try RedisConfiguration(url: topology.seedURLs[0]).forTests
-            let seed = RedisNodeAddress(host: configuration.host, port: configuration.port)
-            let map = try await RedisClusterClient.fetchTopology(
-                from: seed, configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton
-            )
-            let cluster = RedisClusterClient(configuration: configuration, seeds: [seed], topology: map, logger: logger, refreshInterval: .seconds(60))
+            let cluster = try await clusterClient(seedURL: topology.seedURLs[0], refreshInterval: .seconds(60))
             let running = Task { try await cluster.run() }
             defer { running.cancel() }
             let start = ContinuousClock.now

@@ -14,7 +14,27 @@ enum SessiondProcess {
     static func startReady(
         extraEnvironment: [String: String] = [:], launcher: [String] = []
     ) async throws -> (process: Process, client: HTTPTestClient) {
-        let port = try await RedisServerProcess.freePort()
+        // The free port can be taken by another test's server before this one binds it; that
+        // server then answers the probe while this one exits. A few tries, each on a new port.
+        for _ in 1...3 {
+            let port = try await RedisServerProcess.freePort()
+            let process = try start(port: port, extraEnvironment: extraEnvironment, launcher: launcher)
+            let client = HTTPTestClient(port: port)
+            let ready = ContinuousClock.now + .seconds(15)
+            while (try? await client.send(.GET, "/readyz"))?.status != 200 {
+                guard ContinuousClock.now < ready, process.isRunning else {
+                    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                    throw TestSetupError("sessiond did not become ready")
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            if listens(pid: process.processIdentifier, port: port) { return (process, client) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        throw TestSetupError("another process held sessiond's port in 3 tries")
+    }
+
+    private static func start(port: Int, extraEnvironment: [String: String], launcher: [String]) throws -> Process {
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SESSIOND_") && !$0.key.hasPrefix("NIO_") }
         environment.merge(try TestDeployment.settings()) { _, new in new }
         environment.merge([
@@ -33,16 +53,26 @@ enum SessiondProcess {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
+        return process
+    }
 
-        let client = HTTPTestClient(port: port)
-        let ready = ContinuousClock.now + .seconds(15)
-        while (try? await client.send(.GET, "/readyz"))?.status != 200 {
-            guard ContinuousClock.now < ready, process.isRunning else {
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                throw TestSetupError("sessiond did not become ready")
-            }
-            try await Task.sleep(for: .milliseconds(50))
+    /// Whether process `pid` holds the listening TCP socket of `port` (IPv4): the socket's inode
+    /// from `/proc/net/tcp` among the process's descriptors.
+    private static func listens(pid: Int32, port: Int) -> Bool {
+        let local = ":" + String(port, radix: 16, uppercase: true).leftPadded(to: 4)
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
+        let inodes = table.split(separator: "\n").dropFirst().compactMap { line -> Substring? in
+            let fields = line.split(separator: " ")
+            return fields.count > 9 && fields[1].hasSuffix(local) && fields[3] == "0A" ? fields[9] : nil
         }
-        return (process, client)
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        let sockets = Set(descriptors.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") })
+        return inodes.contains { sockets.contains("socket:[\($0)]") }
+    }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
     }
 }
