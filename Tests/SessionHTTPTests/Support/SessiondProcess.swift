@@ -60,14 +60,23 @@ enum SessiondProcess {
     /// from `/proc/net/tcp` among the process's descriptors.
     private static func listens(pid: Int32, port: Int) -> Bool {
         let local = ":" + String(port, radix: 16, uppercase: true).leftPadded(to: 4)
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
-        let inodes = table.split(separator: "\n").dropFirst().compactMap { line -> Substring? in
+        let inodes = procFile("/proc/net/tcp").split(separator: "\n").dropFirst().compactMap { line -> Substring? in
             let fields = line.split(separator: " ")
             return fields.count > 9 && fields[1].hasSuffix(local) && fields[3] == "0A" ? fields[9] : nil
         }
         let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
         let sockets = Set(descriptors.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") })
         return inodes.contains { sockets.contains("socket:[\($0)]") }
+    }
+
+    /// The whole of a /proc file: `String(contentsOfFile:)` reads only its first page.
+    private static func procFile(_ path: String) -> String {
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { return "" }
+        defer { close(descriptor) }
+        var bytes = [UInt8](), chunk = [UInt8](repeating: 0, count: 65536)
+        while case let count = read(descriptor, &chunk, chunk.count), count > 0 { bytes += chunk[..<count] }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
