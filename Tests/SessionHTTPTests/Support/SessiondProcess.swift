@@ -59,7 +59,7 @@ enum SessiondProcess {
     /// Whether process `pid` holds the listening TCP socket of `port` (IPv4): the socket's inode
     /// from `/proc/net/tcp` among the process's descriptors.
     private static func listens(pid: Int32, port: Int) -> Bool {
-        let local = ":" + String(port, radix: 16, uppercase: true).leftPadded(to: 4)
+        let local = String(format: ":%04X", port)
         let inodes = procFile("/proc/net/tcp").split(separator: "\n").dropFirst().compactMap { line -> Substring? in
             let fields = line.split(separator: " ")
             return fields.count > 9 && fields[1].hasSuffix(local) && fields[3] == "0A" ? fields[9] : nil
@@ -77,11 +77,5 @@ enum SessiondProcess {
         var bytes = [UInt8](), chunk = [UInt8](repeating: 0, count: 65536)
         while case let count = read(descriptor, &chunk, chunk.count), count > 0 { bytes += chunk[..<count] }
         return String(decoding: bytes, as: UTF8.self)
-    }
-}
-
-private extension String {
-    func leftPadded(to width: Int) -> String {
-        String(repeating: "0", count: max(0, width - count)) + self
     }
 }
