@@ -55,6 +55,13 @@ struct ConnectionOptions: ParsableArguments {
     }
 }
 
+/// The one word an argument that takes unrecognized dash words holds (see `List`), checked before
+/// any request: more or none is a usage error.
+func onlyWord(_ words: [String], naming noun: String) throws -> String {
+    guard words.count == 1 else { throw ValidationError("give one \(noun)") }
+    return words[0]
+}
+
 /// Runs a subcommand's body; a failure becomes one line on stderr and its exit status.
 func runReporting(_ body: () async throws -> Void) async throws {
     do {
@@ -81,12 +88,8 @@ extension SessionctlCommand {
         @Flag(help: "Print sessiond's JSON instead of a table.") var json = false
         @Option(help: "Stop after this many sessions (default: all).") var limit: Int?
 
-        func validate() throws {
-            guard user.count == 1 else { throw ValidationError("give one user id") }
-        }
-
         func run() async throws {
-            let userID = user[0]
+            let userID = try onlyWord(user, naming: "user id")
             try await runReporting {
                 if let limit, limit < 1 { throw SessionctlError(.failed, "--limit must be at least 1") }
                 let api = try connection.api()
@@ -118,12 +121,8 @@ extension SessionctlCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument(parsing: .allUnrecognized, help: "The session's handle.") var handle: [String]
 
-        func validate() throws {
-            guard handle.count == 1 else { throw ValidationError("give one handle") }
-        }
-
         func run() async throws {
-            let handle = handle[0]
+            let handle = try onlyWord(handle, naming: "handle")
             try await runReporting {
                 try printJSON(try await connection.api().get("/v1/sessions/\(SessiondAPI.pathSegment(handle))"))
             }
@@ -136,12 +135,8 @@ extension SessionctlCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument(parsing: .allUnrecognized, help: "The session's handle.") var handle: [String]
 
-        func validate() throws {
-            guard handle.count == 1 else { throw ValidationError("give one handle") }
-        }
-
         func run() async throws {
-            let handle = handle[0]
+            let handle = try onlyWord(handle, naming: "handle")
             try await runReporting {
                 _ = try await connection.api().delete("/v1/sessions/\(SessiondAPI.pathSegment(handle))")
                 print("revoked \(SessionTable.text(handle))")
@@ -158,12 +153,8 @@ extension SessionctlCommand {
         @Argument(parsing: .allUnrecognized, help: "The user id, as given at create.") var user: [String]
         @Option(parsing: .unconditional, help: "Keep this one session (a handle).") var except: String?
 
-        func validate() throws {
-            guard user.count == 1 else { throw ValidationError("give one user id") }
-        }
-
         func run() async throws {
-            let userID = user[0]
+            let userID = try onlyWord(user, naming: "user id")
             try await runReporting {
                 var query = [URLQueryItem]()
                 if let except { query.append(URLQueryItem(name: "except", value: except)) }

@@ -132,6 +132,15 @@ import Testing
             let forced = try await Self.run(["logout-user", user, "--except", kept.handle], url: url)
             #expect(forced.status == 0, "\(forced.stderr)")
             #expect(forced.stdout.hasPrefix("revoked 1 session of "))
+            // Exactly one: two words (dashed ones are not read as options, `-h` among them), or
+            // none, are a usage error, before any request.
+            for (arguments, message) in [
+                (["show", kept.handle, "-x"], "give one handle"), (["revoke"], "Missing expected argument '<handle> ...'"),
+                (["list", user, user], "give one user id"), (["logout-user"], "Missing expected argument '<user> ...'"),
+            ] {
+                let run = try await Self.run(arguments, url: url)
+                #expect(run.status == 64 && run.stderr.contains(message), "\(arguments): \(run.status) \(run.stderr)")
+            }
         }
     }
 
