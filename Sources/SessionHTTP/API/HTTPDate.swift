@@ -6,7 +6,7 @@ import Glibc
 /// The `Date` header value (RFC 9110 IMF-fixdate), formatted once per second.
 enum HTTPDate {
     private static let cache = Mutex<(second: Int, text: String)>((-1, ""))
-    private static let days = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
+    private static let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     static func now() -> String {
@@ -21,27 +21,9 @@ enum HTTPDate {
         }
     }
 
-    /// Days-from-civil (Howard Hinnant's algorithm), so no locale or Foundation is involved.
     static func format(_ epochSeconds: Int) -> String {
-        let days = epochSeconds.floorDiv(86400)
-        let secondOfDay = epochSeconds - days * 86400
-        let z = days + 719_468
-        let era = z.floorDiv(146_097)
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        let time = CivilTime(epochSeconds: Int64(epochSeconds))
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        let weekday = Self.days[((days % 7) + 7) % 7]
-        return "\(weekday), \(two(day)) \(months[month - 1]) \(year) \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60)) GMT"
-    }
-}
-
-extension Int {
-    fileprivate func floorDiv(_ divisor: Int) -> Int {
-        self >= 0 ? self / divisor : (self - divisor + 1) / divisor
+        return "\(days[time.weekday]), \(two(time.day)) \(months[time.month - 1]) \(time.year) \(two(time.hour)):\(two(time.minute)):\(two(time.second)) GMT"
     }
 }

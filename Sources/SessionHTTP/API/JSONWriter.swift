@@ -119,22 +119,10 @@ extension [UInt8] {
 }
 
 enum RFC3339 {
-    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, from milliseconds since the Unix epoch
-    /// (days-to-civil conversion after Howard Hinnant's algorithm).
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, from milliseconds since the Unix epoch.
     static func write(milliseconds: Int64, into bytes: inout [UInt8]) {
-        let totalSeconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
-        let millis = Int(milliseconds - totalSeconds * 1000)
-        var days = totalSeconds >= 0 ? totalSeconds / 86400 : (totalSeconds - 86399) / 86400
-        let secondOfDay = Int(totalSeconds - days * 86400)
-        days += 719_468
-        let era = (days >= 0 ? days : days - 146_096) / 146_097
-        let dayOfEra = days - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = Int(dayOfYear - (153 * monthIndex + 2) / 5 + 1)
-        let month = Int(monthIndex < 10 ? monthIndex + 3 : monthIndex - 9)
-        let year = Int(yearOfEra + era * 400 + (month <= 2 ? 1 : 0))
+        let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+        let time = CivilTime(epochSeconds: seconds)
         func put(_ value: Int, _ width: Int, then separator: UInt8) {
             var divisor = width == 4 ? 1000 : width == 3 ? 100 : 10
             while divisor > 0 {
@@ -143,12 +131,12 @@ enum RFC3339 {
             }
             bytes.append(separator)
         }
-        put(year, 4, then: UInt8(ascii: "-"))
-        put(month, 2, then: UInt8(ascii: "-"))
-        put(day, 2, then: UInt8(ascii: "T"))
-        put(secondOfDay / 3600, 2, then: UInt8(ascii: ":"))
-        put(secondOfDay / 60 % 60, 2, then: UInt8(ascii: ":"))
-        put(secondOfDay % 60, 2, then: UInt8(ascii: "."))
-        put(millis, 3, then: UInt8(ascii: "Z"))
+        put(time.year, 4, then: UInt8(ascii: "-"))
+        put(time.month, 2, then: UInt8(ascii: "-"))
+        put(time.day, 2, then: UInt8(ascii: "T"))
+        put(time.hour, 2, then: UInt8(ascii: ":"))
+        put(time.minute, 2, then: UInt8(ascii: ":"))
+        put(time.second, 2, then: UInt8(ascii: "."))
+        put(Int(milliseconds - seconds * 1000), 3, then: UInt8(ascii: "Z"))
     }
 }
