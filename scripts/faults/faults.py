@@ -175,6 +175,18 @@ class Load:
             return "wrong:401 without invalid_session"
         return None
 
+    def _judge_other(self, what, st, hdrs, body, s=None, live_401=None):
+        """The answers every operation judges alike: none, a 503, a status it never gives; and with
+        live_401 (lookups and patches: the verdict on a session still live) a 401, which is right
+        once a revoke was tried, answered or not."""
+        if st is None:
+            return "noanswer"
+        if st == 503:
+            return self._judge_503(hdrs, body)
+        if st == 401 and live_401:
+            return self._judge_401(body) or ("ok" if s.state in ("revoked", "uncertain") else live_401)
+        return f"wrong:{what} answered {st}"
+
     @staticmethod
     def _check_session(s, hdrs, body, from_lookup):
         """A 200 with a session: it must be this session, of this user, with nothing lost."""
@@ -202,9 +214,7 @@ class Load:
     def op_create(self, box, mine, seq):
         user = f"{self.tag}-{seq}"
         st, h, b, t0, t1 = self._request(box, "POST", "/v1/sessions", "app", body={"user_id": user, "data": {"n": 0}})
-        if st is None:
-            v = "noanswer"
-        elif st == 201:
+        if st == 201:
             if not isinstance(b, dict) or b.get("user_id") != user or not isinstance(b.get("token"), str) \
                     or len(b["token"]) != 43 or not isinstance(b.get("handle"), str):
                 v = "wrong:bad create answer"
@@ -216,31 +226,21 @@ class Load:
                 with self.lock:
                     self.sessions.append(s)
                 v = "ok"
-        elif st == 503:
-            v = self._judge_503(h, b)
         else:
-            v = f"wrong:create answered {st}"
+            v = self._judge_other("create", st, h, b)
         self._note(t0, t1, "create", st, v)
 
     def op_lookup(self, box, s, op):
         st, h, b, t0, t1 = self._request(box, "GET", "/v1/session", "reader", {"X-Session-Token": s.token})
-        if st is None:
-            v = "noanswer"
-        elif st == 200:
+        if st == 200:
             if s.state == "revoked":
                 v = "wrong:200 for a token whose revocation was answered 2xx"
             else:
                 v = self._check_session(s, h, b, True) or "ok"
                 if v == "ok":
                     s.acked_version = max(s.acked_version, b["version"])
-        elif st == 401:
-            v = self._judge_401(b)
-            if v is None:
-                v = "ok" if s.state in ("revoked", "uncertain") else "wrong:401 for a live session (lost or made up)"
-        elif st == 503:
-            v = self._judge_503(h, b)
         else:
-            v = f"wrong:lookup answered {st}"
+            v = self._judge_other("lookup", st, h, b, s, "wrong:401 for a live session (lost or made up)")
         self._note(t0, t1, op, st, v)
 
     def op_patch(self, box, s):
@@ -248,9 +248,7 @@ class Load:
         s.max_n = n
         st, h, b, t0, t1 = self._request(box, "PATCH", "/v1/session", "app", {"X-Session-Token": s.token,
                                          "Content-Type": "application/merge-patch+json"}, {"n": n})
-        if st is None:
-            v = "noanswer"
-        elif st == 200:
+        if st == 200:
             if s.state == "revoked":
                 v = "wrong:patch 200 for a revoked token"
             else:
@@ -260,22 +258,13 @@ class Load:
                 if v == "ok":
                     s.acked_n = n
                     s.acked_version = max(s.acked_version, b["version"])
-        elif st == 401:
-            v = self._judge_401(b)
-            if v is None:
-                v = "ok" if s.state in ("revoked", "uncertain") else "wrong:patch 401 for a live session"
-        elif st == 503:
-            v = self._judge_503(h, b)
         else:
-            v = f"wrong:patch answered {st}"
+            v = self._judge_other("patch", st, h, b, s, "wrong:patch 401 for a live session")
         self._note(t0, t1, "patch", st, v)
 
     def op_revoke(self, box, s):
         st, h, b, t0, t1 = self._request(box, "DELETE", "/v1/session", "app", {"X-Session-Token": s.token})
-        if st is None:
-            v = "noanswer"
-            s.state = "uncertain" if s.state != "revoked" else s.state
-        elif st == 200:
+        if st == 200:
             revoked = b.get("revoked") if isinstance(b, dict) else None
             if not isinstance(revoked, bool):
                 v = "wrong:revoke answer without revoked"
@@ -288,12 +277,10 @@ class Load:
             if s.state != "revoked":
                 s.state = "revoked"
                 s.revoked_at = t1
-        elif st == 503:
-            v = self._judge_503(h, b)
-            if s.state == "live":
-                s.state = "uncertain"   # it may still have happened
         else:
-            v = f"wrong:revoke answered {st}"
+            v = self._judge_other("revoke", st, h, b)
+            if st in (None, 503) and s.state == "live":
+                s.state = "uncertain"   # it may still have happened
         self._note(t0, t1, "revoke", st, v)
 
     def worker(self, index):

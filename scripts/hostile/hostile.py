@@ -479,24 +479,18 @@ def slow_phase(svc, ctx):
             r.check(True, f"server closed after {closed:.1f} s ({sent} bytes sent){', answered ' + repr(head[:40]) if head else ''}")
         results["header"] = r
 
-    def idle_fresh():
-        r = Result("idle: connection that never sends a byte")
+    def idle(key, name, still_open, after_request=False, closed_note=""):
+        """A connection left idle, fresh or after one answered request: the server must close it."""
+        r = Result(name)
         s = connect(svc.addr)
-        closed, _, head = watch_close(s, SLOW_WAIT)
-        s.close()
-        r.check(closed is not None, f"connection still open after {SLOW_WAIT:.0f} s of silence: no idle timeout" if closed is None else f"server closed it after {closed:.1f} s")
-        results["idle"] = r
-
-    def idle_keepalive():
-        r = Result("idle: keep-alive connection after one answered request")
-        s = connect(svc.addr)
-        s.sendall(request_bytes("GET", "/healthz"))
-        got, _ = _read_answer(s, time.monotonic() + 5)
-        r.check(got is not None and got[0] == 200, "GET /healthz answered 200")
+        if after_request:
+            s.sendall(request_bytes("GET", "/healthz"))
+            got, _ = _read_answer(s, time.monotonic() + 5)
+            r.check(got is not None and got[0] == 200, "GET /healthz answered 200")
         closed, _, _ = watch_close(s, SLOW_WAIT)
         s.close()
-        r.check(closed is not None, f"keep-alive connection still open after {SLOW_WAIT:.0f} s idle: no keep-alive idle timeout" if closed is None else f"server closed it after {closed:.1f} s idle")
-        results["keepalive"] = r
+        r.check(closed is not None, still_open if closed is None else f"server closed it after {closed:.1f} s{closed_note}")
+        results[key] = r
 
     def many_slow():
         r = Result("slowloris: 1,000 slow clients at once")
@@ -539,7 +533,11 @@ def slow_phase(svc, ctx):
             s.close()
         results["many"] = r
 
-    threads = [threading.Thread(target=f, daemon=True) for f in (header_timeout, idle_fresh, idle_keepalive, many_slow)]
+    idle_fresh = ("idle", "idle: connection that never sends a byte",
+                  f"connection still open after {SLOW_WAIT:.0f} s of silence: no idle timeout")
+    idle_keepalive = ("keepalive", "idle: keep-alive connection after one answered request",
+                      f"keep-alive connection still open after {SLOW_WAIT:.0f} s idle: no keep-alive idle timeout", True, " idle")
+    threads = [threading.Thread(target=f, args=a, daemon=True) for f, a in ((header_timeout, ()), (idle, idle_fresh), (idle, idle_keepalive), (many_slow, ()))]
     for t in threads:
         t.start()
     for t in threads:
