@@ -15,7 +15,12 @@ public enum Base64URL {
     }
 
     public static func encode(_ bytes: some Collection<UInt8>) -> String {
-        let input = Array(bytes)
+        // Contiguous bytes (arrays, a buffer on the stack) are read where they are.
+        if let encoded = bytes.withContiguousStorageIfAvailable({ encode(contiguous: $0) }) { return encoded }
+        return Array(bytes).withUnsafeBufferPointer { encode(contiguous: $0) }
+    }
+
+    private static func encode(contiguous input: UnsafeBufferPointer<UInt8>) -> String {
         let length = encodedLength(byteCount: input.count)
         return String(unsafeUninitializedCapacity: length) { out in
             var o = 0

@@ -12,12 +12,16 @@ public struct SessionHandle: Hashable, Sendable, CustomStringConvertible {
     public let encoded: String
 
     init(deriving tokenBytes: [UInt8], tag: RoutingTag) {
-        let digest = tokenBytes.withUnsafeBytes { Sodium.genericHash($0, outputLength: Self.digestLength) }
-        // Bytes 0-1 are the tag; the top two bits of byte 2 stay zero so the tag ends on a
-        // character boundary.
-        var bytes = [tag.high, tag.low, digest[0] & 0x3F]
-        bytes += digest[1..<(Self.byteCount - 2)]
-        self.encoded = Base64URL.encode(bytes)
+        // Built on the stack: a lookup derives a handle, and each array here was a malloc.
+        encoded = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 2 + Self.digestLength) { bytes in
+            tokenBytes.withUnsafeBytes { Sodium.genericHash($0, into: UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: bytes[2...]))) }
+            // Bytes 0-1 are the tag; the top two bits of byte 2 stay zero so the tag ends on a
+            // character boundary.
+            bytes[0] = tag.high
+            bytes[1] = tag.low
+            bytes[2] &= 0x3F
+            return Base64URL.encode(UnsafeBufferPointer(rebasing: bytes[..<Self.byteCount]))
+        }
     }
 
     /// Strict parse of a handle given by a client (admin API).

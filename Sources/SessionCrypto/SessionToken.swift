@@ -12,28 +12,30 @@ public struct SessionToken: Sendable {
     /// The text a client sends back.
     public let encoded: String
 
-    private init(bytes: [UInt8]) {
+    /// The public, one-way identifier of this token's session, derived once: every operation on
+    /// a token names its session by it, a lookup more than once.
+    public let handle: SessionHandle
+
+    private init(bytes: [UInt8], encoded: String) {
         self.bytes = bytes
-        self.encoded = Base64URL.encode(bytes)
+        self.encoded = encoded
+        handle = SessionHandle(deriving: bytes, tag: RoutingTag(bytes[0], bytes[1]))
     }
 
     /// A new token routed by `tag`: the tag, then 240 random bits.
     public static func generate(tag: RoutingTag) -> SessionToken {
-        SessionToken(bytes: [tag.high, tag.low] + Sodium.randomBytes(randomByteCount))
+        let bytes = [tag.high, tag.low] + Sodium.randomBytes(randomByteCount)
+        return SessionToken(bytes: bytes, encoded: Base64URL.encode(bytes))
     }
 
     /// Strict parse: exactly 43 base64url characters with canonical trailing bits, no padding.
+    /// The decoder accepts one text per byte string, so the text given is the token's encoding.
     public init?(parsing text: some StringProtocol) {
         guard let bytes = Base64URL.decode(text, byteCount: Self.byteCount) else { return nil }
-        self.init(bytes: bytes)
+        self.init(bytes: bytes, encoded: String(text))
     }
 
     public var tag: RoutingTag { RoutingTag(bytes[0], bytes[1]) }
-
-    /// The public, one-way identifier of this token's session.
-    public var handle: SessionHandle {
-        SessionHandle(deriving: bytes, tag: tag)
-    }
 
     public func matches(_ other: SessionToken) -> Bool {
         constantTimeEquals(bytes, other.bytes)

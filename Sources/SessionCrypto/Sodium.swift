@@ -18,17 +18,20 @@ enum Sodium {
 
     /// BLAKE2b of `input`, `outputLength` bytes (16...64), keyed when `key` is given.
     static func genericHash(_ input: UnsafeRawBufferPointer, outputLength: Int, key: UnsafeRawBufferPointer? = nil) -> [UInt8] {
-        ensureInitialised()
         var out = [UInt8](repeating: 0, count: outputLength)
-        let status = out.withUnsafeMutableBytes { outPtr in
-            crypto_generichash(
-                outPtr.baseAddress!.assumingMemoryBound(to: UInt8.self), outputLength,
-                input.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(input.count),
-                key?.baseAddress?.assumingMemoryBound(to: UInt8.self), key?.count ?? 0
-            )
-        }
-        precondition(status == 0, "crypto_generichash failed")
+        out.withUnsafeMutableBytes { genericHash(input, into: $0, key: key) }
         return out
+    }
+
+    /// BLAKE2b of `input` into `output`, whose size (16...64) is the hash's length.
+    static func genericHash(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, key: UnsafeRawBufferPointer? = nil) {
+        ensureInitialised()
+        let status = crypto_generichash(
+            output.baseAddress!.assumingMemoryBound(to: UInt8.self), output.count,
+            input.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(input.count),
+            key?.baseAddress?.assumingMemoryBound(to: UInt8.self), key?.count ?? 0
+        )
+        precondition(status == 0, "crypto_generichash failed")
     }
 }
 

@@ -123,7 +123,15 @@ public final class SessionStore: Service, Sendable {
     }
 
     private func sessionKey(tagText: some StringProtocol, member: some StringProtocol) -> RedisArgument {
-        RedisArgument(policy.keyPrefix + "{" + tagText + "}" + member)
+        // Written as bytes: joined as a String first, every lookup's key cost a second allocation.
+        var key = [UInt8]()
+        key.reserveCapacity(policy.keyPrefix.utf8.count + tagText.utf8.count + member.utf8.count + 2)
+        key += policy.keyPrefix.utf8
+        key.append(UInt8(ascii: "{"))
+        key += tagText.utf8
+        key.append(UInt8(ascii: "}"))
+        key += member.utf8
+        return RedisArgument(key)
     }
 
     /// `{prefix}{TAG}i:user`: the user's index, in the same slot as the user's sessions. Its

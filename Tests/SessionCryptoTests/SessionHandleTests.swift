@@ -40,6 +40,7 @@ struct SessionHandleTests {
         let parsed = try #require(SessionToken(parsing: token))
         #expect(parsed.handle.encoded == handle)
         #expect(parsed.handle.description == handle)
+        #expect(parsed.encoded == token)
     }
 
     @Test("SessionHandle(parsing:) accepts handles and nothing else")
