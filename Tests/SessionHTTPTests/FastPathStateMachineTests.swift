@@ -97,9 +97,21 @@ import Testing
 
     @Test func anUnframedRequestHandsTheConnectionOverForGood() {
         #expect(connection.read(Self.lookup + Self.chunked) == ["lookup 0"])
+        #expect(!connection.machine.passesReadComplete)
         #expect(connection.answer(0, "A") == ["write A", "flush", "forward \(Self.chunked)"])
+        #expect(connection.machine.passesReadComplete)
         #expect(connection.read(Self.lookup) == ["forward (read goes on) \(Self.lookup)"])
         #expect(connection.mayRead())
+    }
+
+    /// Before the hand-over, a read is answered here or forwarded with its own read-complete:
+    /// the channel's is not passed on.
+    @Test func readCompleteStaysHereUntilTheHandOver() {
+        #expect(connection.read(Self.lookup) == ["lookup 0"])
+        #expect(!connection.machine.passesReadComplete)
+        #expect(connection.read(Self.patch) == [])
+        #expect(connection.answer(0, "A") == ["write A", "flush", "forward \(Self.patch)"])
+        #expect(!connection.machine.passesReadComplete)
     }
 
     @Test func readsPauseAtTheLimitOfAnswersInProgress() {

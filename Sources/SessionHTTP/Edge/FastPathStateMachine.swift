@@ -163,6 +163,15 @@ struct FastPathStateMachine {
         }
     }
 
+    /// Whether the channel's read-complete goes on to NIO's parser: only once the parser has the
+    /// connection. Before that, every read it is given carries its own (`forward`'s
+    /// `completesRead`), and after a read kept here the event would cross every handler of the
+    /// router's pipeline for nothing, on every lookup.
+    var passesReadComplete: Bool {
+        if case .handedOver = mode { return true }
+        return false
+    }
+
     /// The channel asks whether to read: not while the requests in hand are too many; the
     /// read then resumes through a `.read` action.
     mutating func mayRead() -> Bool {

@@ -101,6 +101,10 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         performActions(context: context)
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if connection.passesReadComplete { context.fireChannelReadComplete() }
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case let event as ChannelEvent where event == .inputClosed:
