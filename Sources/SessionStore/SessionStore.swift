@@ -123,27 +123,33 @@ public final class SessionStore: Service, Sendable {
     }
 
     private func sessionKey(tagText: some StringProtocol, member: some StringProtocol) -> RedisArgument {
-        // Written as bytes: joined as a String first, every lookup's key cost a second allocation.
-        var key = [UInt8]()
-        key.reserveCapacity(policy.keyPrefix.utf8.count + tagText.utf8.count + member.utf8.count + 2)
-        key += policy.keyPrefix.utf8
-        key.append(UInt8(ascii: "{"))
-        key += tagText.utf8
-        key.append(UInt8(ascii: "}"))
-        key += member.utf8
-        return RedisArgument(key)
+        taggedKey(tagText, "", member)
     }
 
     /// `{prefix}{TAG}i:user`: the user's index, in the same slot as the user's sessions. Its
     /// members are `SessionHandle.indexMember`, scored by the second the session ends.
     private func indexKey(tagText: some StringProtocol, userID: String) -> RedisArgument {
-        RedisArgument(policy.keyPrefix + "{" + tagText + "}i:" + userID)
+        taggedKey(tagText, "i:", userID)
     }
 
     /// `{prefix}{TAG}u:user`: the index as format 1 kept it (members are a handle's text after the
     /// tag, scored by creation). Read only to move it into the index (`migrateLegacyIndex`).
     private func legacyIndexKey(tagText: some StringProtocol, userID: String) -> RedisArgument {
-        RedisArgument(policy.keyPrefix + "{" + tagText + "}u:" + userID)
+        taggedKey(tagText, "u:", userID)
+    }
+
+    /// `{prefix}{TAG}kindname`, written as bytes: joined as a String first, each key cost a second
+    /// allocation, on every lookup.
+    private func taggedKey(_ tagText: some StringProtocol, _ kind: StaticString, _ name: some StringProtocol) -> RedisArgument {
+        var key = [UInt8]()
+        key.reserveCapacity(policy.keyPrefix.utf8.count + tagText.utf8.count + kind.utf8CodeUnitCount + name.utf8.count + 2)
+        key += policy.keyPrefix.utf8
+        key.append(UInt8(ascii: "{"))
+        key += tagText.utf8
+        key.append(UInt8(ascii: "}"))
+        key += UnsafeBufferPointer(start: kind.utf8Start, count: kind.utf8CodeUnitCount)
+        key += name.utf8
+        return RedisArgument(key)
     }
 
     /// The index and the format-1 index, as every script that indexes a session is given them.

@@ -55,11 +55,10 @@ struct ConnectionOptions: ParsableArguments {
     }
 }
 
-/// The one word an argument that takes unrecognized dash words holds (see `List`), checked before
-/// any request: more or none is a usage error.
-func onlyWord(_ words: [String], naming noun: String) throws -> String {
+/// The check of an argument that takes unrecognized dash words (see `List`): it must hold one
+/// word. Called from `validate()`, so the usage shown is the subcommand's.
+func requireOneWord(_ words: [String], naming noun: String) throws {
     guard words.count == 1 else { throw ValidationError("give one \(noun)") }
-    return words[0]
 }
 
 /// Runs a subcommand's body; a failure becomes one line on stderr and its exit status.
@@ -88,8 +87,10 @@ extension SessionctlCommand {
         @Flag(help: "Print sessiond's JSON instead of a table.") var json = false
         @Option(help: "Stop after this many sessions (default: all).") var limit: Int?
 
+        func validate() throws { try requireOneWord(user, naming: "user id") }
+
         func run() async throws {
-            let userID = try onlyWord(user, naming: "user id")
+            let userID = user[0]
             try await runReporting {
                 if let limit, limit < 1 { throw SessionctlError(.failed, "--limit must be at least 1") }
                 let api = try connection.api()
@@ -121,8 +122,10 @@ extension SessionctlCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument(parsing: .allUnrecognized, help: "The session's handle.") var handle: [String]
 
+        func validate() throws { try requireOneWord(handle, naming: "handle") }
+
         func run() async throws {
-            let handle = try onlyWord(handle, naming: "handle")
+            let handle = handle[0]
             try await runReporting {
                 try printJSON(try await connection.api().get("/v1/sessions/\(SessiondAPI.pathSegment(handle))"))
             }
@@ -135,8 +138,10 @@ extension SessionctlCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument(parsing: .allUnrecognized, help: "The session's handle.") var handle: [String]
 
+        func validate() throws { try requireOneWord(handle, naming: "handle") }
+
         func run() async throws {
-            let handle = try onlyWord(handle, naming: "handle")
+            let handle = handle[0]
             try await runReporting {
                 _ = try await connection.api().delete("/v1/sessions/\(SessiondAPI.pathSegment(handle))")
                 print("revoked \(SessionTable.text(handle))")
@@ -153,8 +158,10 @@ extension SessionctlCommand {
         @Argument(parsing: .allUnrecognized, help: "The user id, as given at create.") var user: [String]
         @Option(parsing: .unconditional, help: "Keep this one session (a handle).") var except: String?
 
+        func validate() throws { try requireOneWord(user, naming: "user id") }
+
         func run() async throws {
-            let userID = try onlyWord(user, naming: "user id")
+            let userID = user[0]
             try await runReporting {
                 var query = [URLQueryItem]()
                 if let except { query.append(URLQueryItem(name: "except", value: except)) }

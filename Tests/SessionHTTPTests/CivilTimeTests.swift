@@ -33,19 +33,34 @@ import Testing
         }
     }
 
+    /// RFC 3339 text against Foundation's calendar fields of the whole second (no formatter:
+    /// their rounding of fractions differs between Foundation versions), milliseconds before 1970
+    /// included; the Date header against Foundation's formatter.
     @Test func rfc3339AndHTTPDateMatchFoundation() {
-        let iso = ISO8601DateFormatter()
-        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let imf = DateFormatter()
         imf.locale = Locale(identifier: "en_US_POSIX")
         imf.timeZone = TimeZone(identifier: "GMT")
         imf.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        for moment in Self.moments where moment >= 0 {
-            let milliseconds = moment * 1000 + moment % 1000
-            var bytes = [UInt8]()
-            RFC3339.write(milliseconds: milliseconds, into: &bytes)
-            #expect(String(decoding: bytes, as: UTF8.self) == iso.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000)), "\(milliseconds)")
+        for moment in Self.moments {
+            let milliseconds = moment * 1000 + abs(moment % 1000)
+            let second = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+            let fields = Self.utc.dateComponents([.year, .month, .day, .hour, .minute, .second], from: Date(timeIntervalSince1970: TimeInterval(second)))
+            let expected = String(
+                format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", fields.year!, fields.month!, fields.day!, fields.hour!, fields.minute!,
+                fields.second!, Int(milliseconds - second * 1000)
+            )
+            #expect(Self.rfc3339(milliseconds) == expected, "\(milliseconds)")
             #expect(HTTPDate.format(Int(moment)) == imf.string(from: Date(timeIntervalSince1970: TimeInterval(moment))), "\(moment)")
         }
+        #expect(Self.rfc3339(-1) == "1969-12-31T23:59:59.999Z")
+        #expect(Self.rfc3339(-1000) == "1969-12-31T23:59:59.000Z")
+        #expect(Self.rfc3339(-1001) == "1969-12-31T23:59:58.999Z")
+        #expect(Self.rfc3339(1_765_000_000_123) == "2025-12-06T05:46:40.123Z")
+    }
+
+    static func rfc3339(_ milliseconds: Int64) -> String {
+        var bytes = [UInt8]()
+        RFC3339.write(milliseconds: milliseconds, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -140,6 +140,7 @@ import Testing
             ] {
                 let run = try await Self.run(arguments, url: url)
                 #expect(run.status == 64 && run.stderr.contains(message), "\(arguments): \(run.status) \(run.stderr)")
+                #expect(run.stderr.contains("See 'sessionctl \(arguments[0]) --help'"), "\(arguments): \(run.stderr)")
             }
         }
     }

@@ -144,6 +144,8 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
             case .answerCreate(let create, let body, let sequence):
                 answer(create, body: body, exchange: begin(shared.createRoute, sequence: sequence), context: context)
             case .forward(let bytes, let completesRead):
+                // A read forwarded without its own read-complete relies on the channel's.
+                assert(completesRead || connection.passesReadComplete)
                 context.fireChannelRead(wrapInboundOut(bytes))
                 if completesRead { context.fireChannelReadComplete() }
             case .forwardInputClosed:

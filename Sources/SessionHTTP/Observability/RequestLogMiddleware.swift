@@ -98,7 +98,8 @@ extension HTTPField.Name {
 /// Request ids: a random per-process prefix and a counter. Unique per process and cheap: no
 /// system call per request, unlike drawing 64 random bits each time. The prefix has 24 bits, so
 /// an id stays within a small string's 15 bytes (no allocation) for the first 2^32 requests; with
-/// 32 it outgrew them after 16.7 million.
+/// 32 it outgrew them after 16.7 million. Ids name requests in one process's log: processes of a
+/// fleet may share a prefix (even odds at about 4,800 starts) and so repeat each other's ids.
 enum RequestID {
     private static let prefix = String(UInt32.random(in: 0 ... 0xFF_FFFF), radix: 16)
     private static let counter = Atomic<UInt64>(0)
