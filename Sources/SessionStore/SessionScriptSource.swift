@@ -157,14 +157,13 @@ local function expiry_of(s)
 end
 
 -- A new session (version 1, created now), stored at `key` unless that key exists (a handle
--- collision: nil). Returns the record as a table, its bytes and its end.
+-- collision: nil). Returns the record as a table and its bytes.
 local function store_new(key, first, idle, absolute, body)
   local now = now_ms()
   local s = {first = first, version = 1, created = now, last_seen = now, idle = idle, absolute = absolute, body = body}
   local record = encode(s)
-  local expires = expiry_of(s)
-  if not redis.call('SET', key, record, 'PXAT', int(expires), 'NX') then return nil end
-  return s, record, expires
+  if not redis.call('SET', key, record, 'PXAT', int(expiry_of(s)), 'NX') then return nil end
+  return s, record
 end
 
 -- Activity now. Never before creation: after a failover or a slot move the node's clock may lag
@@ -260,7 +259,7 @@ end
 -- KEYS[1] session key, KEYS[2] user index. ARGV[1] index member, ARGV[2] idle_s, ARGV[3]
 -- absolute_s, ARGV[4] the record's first byte, ARGV[5] its body.
 -- Returns {record, {}, 0}, or an error reply COLLISION when the handle exists.
-local s, record, expires = store_new(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5])
+local s, record = store_new(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5])
 if not s then return redis.error_reply('COLLISION session handle already exists') end
 index_session(KEYS[2], ARGV[1], s)
 return {record, {}, 0}
@@ -289,7 +288,7 @@ for i = 1, (#ARGV - 6) / 2 do
   if not redis.call('ZSCORE', KEYS[2], existing[i]) then return redis.error_reply('STALE index changed') end
 end
 
-local s, record, expires = store_new(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5])
+local s, record = store_new(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5])
 if not s then return redis.error_reply('COLLISION session handle already exists') end
 
 -- Ended members do not count; beyond the cap go the live sessions that end first, the oldest
