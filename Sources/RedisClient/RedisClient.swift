@@ -305,19 +305,29 @@ public final class RedisClient: RedisDeployment, Sendable {
     }
 
     /// The command on a connection of `eventLoop` when the pool has one, so neither the request
-    /// nor its reply changes thread; the future completes on `eventLoop`.
-    private func send(_ command: RedisCommand, on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
-        guard let connection = liveConnection(preferring: eventLoop) else { return eventLoop.makeFailedFuture(unavailable) }
-        return connection.sendRaw(command).hop(to: eventLoop).flatMapThrowing { try $0.checked() }
+    /// nor its reply changes thread; `answer` runs on `eventLoop`. Error replies fail.
+    private func send(_ command: RedisCommand, on eventLoop: any EventLoop, answer: @escaping RedisReplyHandler) {
+        guard let connection = liveConnection(preferring: eventLoop) else {
+            answer(.failure(unavailable))
+            return
+        }
+        let sameLoop = connection.channel.eventLoop === eventLoop
+        connection.sendRaw(command) { raw in
+            let result = raw.flatMap { reply in Result { try reply.checked() } }
+            if sameLoop { answer(result) } else { eventLoop.execute { answer(result) } }
+        }
     }
 
     /// `RedisDeployment`: EVALSHA of an already loaded script, on a connection of `eventLoop`.
-    public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
+    public func evaluate(
+        _ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop,
+        answer: @escaping RedisReplyHandler
+    ) {
         guard let sha = script.sha else {
-            return eventLoop.makeFailedFuture(RedisClientError(.unavailable, "script \(script.name) is not loaded yet"))
+            answer(.failure(RedisClientError(.unavailable, "script \(script.name) is not loaded yet")))
+            return
         }
-        let command = RedisCommand("EVALSHA", [RedisArgument(sha), RedisArgument(keys.count)] + keys + arguments)
-        return send(command, on: eventLoop)
+        send(RedisCommand("EVALSHA", [RedisArgument(sha), RedisArgument(keys.count)] + keys + arguments), on: eventLoop, answer: answer)
     }
 
     /// `RedisDeployment`: `GET key` through the near-cache shard of `eventLoop`'s connection, or
@@ -328,7 +338,7 @@ public final class RedisClient: RedisDeployment, Sendable {
            shard.read(key.bytes, on: eventLoop, answer: answer) {
             return
         }
-        send(RedisCommand("GET", key), on: eventLoop).whenComplete { answer($0.map { NearRead(reply: $0, cached: false) }) }
+        send(RedisCommand("GET", key), on: eventLoop) { answer($0.map { NearRead(reply: $0, cached: false) }) }
     }
 
     /// `RedisDeployment`: this process wrote `keys`; no shard keeps or fetches an older value.

@@ -9,10 +9,14 @@ public protocol RedisDeployment: Service, Sendable, CustomStringConvertible {
     func send(_ command: RedisCommand, routingKey: RedisArgument) async throws -> RESPValue
 
     /// The hot path for a script: EVALSHA sent from and answered on `eventLoop` (the HTTP
-    /// channel's), with no task or thread hop when a connection lives there, when the script was
-    /// loaded before (its SHA1 is known). No loading, retries or redirects: on any failure,
-    /// `NOSCRIPT` included, the caller falls back to `evaluate(_:keys:arguments:replicated:)`.
-    func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue>
+    /// channel's), with no task, future or thread hop when a connection lives there, when the
+    /// script was loaded before (its SHA1 is known); error replies fail. No loading, retries or
+    /// redirects: on any failure, `NOSCRIPT` included, the caller falls back to
+    /// `evaluate(_:keys:arguments:replicated:)`.
+    func evaluate(
+        _ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop,
+        answer: @escaping RedisReplyHandler
+    )
 
     /// Runs `script` (EVALSHA, loaded where needed) on the server that holds `keys`, which must
     /// share one slot. With `replicated`, the writes must reach a replica (`WAIT`) before the call
@@ -21,7 +25,7 @@ public protocol RedisDeployment: Service, Sendable, CustomStringConvertible {
 
     /// `GET key` from the near cache when it holds the key and the mode's barrier allows
     /// (docs/near-cache.md), otherwise from Redis, tracked; answered once, on `eventLoop`. Like
-    /// `evaluate(_:keys:arguments:on:)`: no retries and no redirects.
+    /// `evaluate(_:keys:arguments:on:answer:)`: no retries and no redirects.
     func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop, answer: @escaping NearAnswer)
 
     /// This process wrote `keys`: the near cache drops them before the write is answered.

@@ -45,10 +45,13 @@ public struct RoutingKey: Sendable {
     public var bytes: [UInt8] { key }
 
     public func tag(forUser userID: String) -> RoutingTag {
-        let digest = Array(userID.utf8).withUnsafeBytes { input in
-            key.withUnsafeBytes { Sodium.genericHash(input, outputLength: 16, key: $0) }
+        var userID = userID
+        return userID.withUTF8 { input in
+            withUnsafeTemporaryAllocation(byteCount: 16, alignment: 1) { digest in
+                key.withUnsafeBytes { Sodium.genericHash(UnsafeRawBufferPointer(input), into: digest, key: $0) }
+                return RoutingTag(digest[0], digest[1])
+            }
         }
-        return RoutingTag(digest[0], digest[1])
     }
 }
 

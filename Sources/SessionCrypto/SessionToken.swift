@@ -24,7 +24,9 @@ public struct SessionToken: Sendable {
 
     /// A new token routed by `tag`: the tag, then 240 random bits.
     public static func generate(tag: RoutingTag) -> SessionToken {
-        let bytes = [tag.high, tag.low] + Sodium.randomBytes(randomByteCount)
+        var bytes = [UInt8](repeating: 0, count: byteCount)
+        (bytes[0], bytes[1]) = (tag.high, tag.low)
+        bytes.withUnsafeMutableBytes { Sodium.randomBytes(into: UnsafeMutableRawBufferPointer(rebasing: $0[RoutingTag.byteCount...])) }
         return SessionToken(bytes: bytes, encoded: Base64URL.encode(bytes))
     }
 

@@ -10,10 +10,15 @@ enum Sodium {
     }
 
     static func randomBytes(_ count: Int) -> [UInt8] {
-        ensureInitialised()
         var bytes = [UInt8](repeating: 0, count: count)
-        bytes.withUnsafeMutableBytes { randombytes_buf($0.baseAddress!, count) }
+        bytes.withUnsafeMutableBytes { randomBytes(into: $0) }
         return bytes
+    }
+
+    /// Fills `buffer` with random bytes.
+    static func randomBytes(into buffer: UnsafeMutableRawBufferPointer) {
+        ensureInitialised()
+        if let base = buffer.baseAddress { randombytes_buf(base, buffer.count) }
     }
 
     /// BLAKE2b of `input`, `outputLength` bytes (16...64), keyed when `key` is given.

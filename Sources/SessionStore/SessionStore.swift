@@ -217,18 +217,33 @@ public final class SessionStore: Service, Sendable {
     /// is read then), a cap, and an attempt Redis did not run (a refusal such as a handle
     /// collision, a script to load, a redirect, no connection on this loop). A failure after the
     /// call was sent is the answer: trying again could leave a second session.
-    public func create(_ request: NewSession, on eventLoop: any EventLoop) -> EventLoopFuture<Created> {
+    public func create(_ request: NewSession, on eventLoop: any EventLoop, answer: @escaping @Sendable (Result<Created, any Error>) -> Void) {
         guard policy.maxSessionsPerUser == 0, let routingKey = routing.known else {
-            return eventLoop.makeFutureWithTask { try await self.create(request) }
+            createInTask(request, on: eventLoop, answer: answer)
+            return
         }
         let call = createCall(request, tag: routingKey.tag(forUser: request.userID))
-        return redis.evaluate(scripts.create, keys: call.keys, arguments: call.arguments, on: eventLoop).flatMapThrowing { reply in
-            try self.created(call, reply: reply)
-        }.flatMapError { error in
-            guard let error = error as? RedisClientError, error.code == .commandError || error.code == .unavailable else {
-                return eventLoop.makeFailedFuture(error)
+        redis.evaluate(scripts.create, keys: call.keys, arguments: call.arguments, on: eventLoop) { result in
+            switch result {
+            case .success(let reply):
+                answer(Result { try self.created(call, reply: reply) })
+            case .failure(let error as RedisClientError) where error.code == .commandError || error.code == .unavailable:
+                self.createInTask(request, on: eventLoop, answer: answer)
+            case .failure(let error):
+                answer(.failure(error))
             }
-            return eventLoop.makeFutureWithTask { try await self.create(request) }
+        }
+    }
+
+    private func createInTask(_ request: NewSession, on eventLoop: any EventLoop, answer: @escaping @Sendable (Result<Created, any Error>) -> Void) {
+        Task {
+            let result: Result<Created, any Error>
+            do {
+                result = .success(try await self.create(request))
+            } catch {
+                result = .failure(error)
+            }
+            eventLoop.execute { answer(result) }
         }
     }
 
@@ -395,7 +410,7 @@ public final class SessionStore: Service, Sendable {
             keys: [key] + indexKeys(tagText: token.handle.tagText, userID: userID),
             arguments: [RedisArgument(token.handle.indexMember)], tag: token.tag, userID: userID
         )
-        redis.evaluate(scripts.lookup, keys: retry.keys, arguments: retry.arguments, on: eventLoop).whenComplete { result in
+        redis.evaluate(scripts.lookup, keys: retry.keys, arguments: retry.arguments, on: eventLoop) { result in
             switch result {
             case .success:
                 self.redis.forgetNear([key])

@@ -135,15 +135,18 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
 
     /// One EVALSHA attempt on the slot's master, on `eventLoop`; a redirect comes back as its
     /// `.commandError` for the caller to retry through the routed `evaluate`.
-    public func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop) -> EventLoopFuture<RESPValue> {
+    public func evaluate(
+        _ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], on eventLoop: any EventLoop,
+        answer: @escaping RedisReplyHandler
+    ) {
         do {
-            return try ownerPool(of: HashSlot.of(keys.first?.bytes ?? [])).evaluate(script, keys: keys, arguments: arguments, on: eventLoop)
+            try ownerPool(of: HashSlot.of(keys.first?.bytes ?? [])).evaluate(script, keys: keys, arguments: arguments, on: eventLoop, answer: answer)
         } catch {
-            return eventLoop.makeFailedFuture(error)
+            answer(.failure(error))
         }
     }
 
-    /// One near-cache read on the slot's master (see `evaluate(_:keys:arguments:on:)`).
+    /// One near-cache read on the slot's master (see `evaluate(_:keys:arguments:on:answer:)`).
     public func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop, answer: @escaping NearAnswer) {
         do {
             try ownerPool(of: HashSlot.of(key.bytes)).nearGet(key, on: eventLoop, answer: answer)

@@ -1,15 +1,20 @@
 import DequeModule
 import NIOCore
 
+/// Where a command's raw reply goes (error replies included), once, on the connection's event
+/// loop. A callback rather than a promise: the hot paths (a create's script call, a near-cache
+/// fetch) answer their caller straight from it, with no future to allocate and chain.
+public typealias RedisReplyHandler = @Sendable (Result<RESPValue, any Error>) -> Void
+
 /// What the connection writes into the pipeline: encoded commands, written in one piece so
 /// nothing else lands between them, and where their replies go, in order.
 struct RedisRequest: Sendable {
     var encoded: ByteBuffer
-    var promises: [EventLoopPromise<RESPValue>]
+    var replies: [RedisReplyHandler]
 }
 
-/// Pipelining: commands are written as they come and their promises wait in a FIFO; replies
-/// arrive in the same order, so each reply completes the oldest pending promise.
+/// Pipelining: commands are written as they come and their reply handlers wait in a FIFO;
+/// replies arrive in the same order, so each reply answers the oldest pending handler.
 ///
 /// When anything goes wrong (the connection closes, a read fails, a command outlives its timeout)
 /// the replies of the remaining commands can no longer be matched, so *every* pending command
@@ -20,7 +25,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     private struct Pending {
-        var promise: EventLoopPromise<RESPValue>
+        var reply: RedisReplyHandler
         var deadline: NIODeadline
     }
 
@@ -60,13 +65,13 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         if let closedWith {
-            for reply in request.promises { reply.fail(closedWith) }
+            for reply in request.replies { reply(.failure(closedWith)) }
             promise?.fail(closedWith)
             return
         }
         let deadline = NIODeadline.now() + commandTimeout
-        for reply in request.promises { pending.append(Pending(promise: reply, deadline: deadline)) }
-        pendingCount.add(request.promises.count)
+        for reply in request.replies { pending.append(Pending(reply: reply, deadline: deadline)) }
+        pendingCount.add(request.replies.count)
         scheduleTimeoutCheckIfNeeded(context: context)
         context.write(wrapOutboundOut(request.encoded), promise: promise)
         if !flushScheduled {
@@ -100,7 +105,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
                 pendingCount.add(-1)
                 metrics.commandDuration.recordNanoseconds(Int64(sentAtBase.uptimeNanoseconds) - Int64(head.deadline.uptimeNanoseconds))
                 if case .error = reply { metrics.errorReplies.increment() }
-                head.promise.succeed(reply)
+                head.reply(.success(reply))
             }
         } catch {
             fail(context: context, with: error as? RedisClientError
@@ -136,7 +141,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         pending.removeAll()
         pendingCount.add(-failed.count)
         if !failed.isEmpty { metrics.connectionLosses.increment(by: failed.count) }
-        for entry in failed { entry.promise.fail(error) }
+        for entry in failed { entry.reply(.failure(error)) }
     }
 
     /// One timer per connection, aimed at the oldest pending command's deadline: cheaper than
@@ -156,7 +161,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             let timeout = RedisClientError(.timeout, "no reply from Redis within \(commandTimeout.nanoseconds / 1_000_000) ms")
             pendingCount.add(-1)
             metrics.timeouts.increment()
-            pending.removeFirst().promise.fail(timeout)
+            pending.removeFirst().reply(.failure(timeout))
             fail(context: context, with: RedisClientError(.connectionClosed, "connection closed after a command timed out"))
         } else {
             scheduleTimeoutCheckIfNeeded(context: context)

@@ -123,8 +123,14 @@ public final class RedisConnection: Sendable {
     /// Writes a command and returns the future of its raw reply (error replies included).
     func sendRaw(_ command: RedisCommand) -> EventLoopFuture<RESPValue> {
         let reply = channel.eventLoop.makePromise(of: RESPValue.self)
-        write(command.encoded, replies: [reply])
+        sendRaw(command, answer: reply.completeWith)
         return reply.futureResult
+    }
+
+    /// Writes a command; `answer` gets its raw reply (error replies included) on this
+    /// connection's event loop.
+    func sendRaw(_ command: RedisCommand, answer: @escaping RedisReplyHandler) {
+        write(command.encoded, replies: [answer])
     }
 
     /// Writes `commands` as one buffer and returns the futures of their raw replies.
@@ -132,19 +138,25 @@ public final class RedisConnection: Sendable {
         var buffer = channel.allocator.buffer(capacity: commands.reduce(0) { $0 + $1.encoded.readableBytes })
         for command in commands { buffer.writeImmutableBuffer(command.encoded) }
         let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
-        write(buffer, replies: promises)
+        write(buffer, replies: promises.map { $0.completeWith })
         return promises.map(\.futureResult)
     }
 
-    /// Hands encoded commands and their reply promises to the handler, which flushes once per
+    /// Hands encoded commands and their reply handlers to the handler, which flushes once per
     /// event-loop tick. A write that never reaches the handler (channel already closed) must
-    /// still fail the reply promises, or their callers would wait forever.
-    private func write(_ encoded: ByteBuffer, replies: [EventLoopPromise<RESPValue>]) {
+    /// still fail the replies, or their callers would wait forever. On the channel's loop, an
+    /// active channel still has its handlers, so that write needs no promise to watch it.
+    private func write(_ encoded: ByteBuffer, replies: [RedisReplyHandler]) {
+        let request = RedisRequest(encoded: encoded, replies: replies)
+        if channel.eventLoop.inEventLoop, channel.isActive {
+            channel.write(request, promise: nil)
+            return
+        }
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { error in
-            for reply in replies { reply.fail(RedisClientError(.connectionClosed, "command not sent: \(error)")) }
+            for reply in replies { reply(.failure(RedisClientError(.connectionClosed, "command not sent: \(error)"))) }
         }
-        channel.write(RedisRequest(encoded: encoded, promises: replies), promise: written)
+        channel.write(request, promise: written)
     }
 
     public func close() {

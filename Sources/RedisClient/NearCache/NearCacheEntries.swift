@@ -15,7 +15,7 @@ struct NearCacheEntries {
     /// The byte figure is an estimate for sizing, not malloc's count.
     static let overheadPerEntry = 168
 
-    private var positions: [Key: Int32] = [:]
+    private var positions: [NearCacheKey: Int32] = [:]
     private var nodes: [Node] = []
     private var freeNodes: [Int32] = []
     private var newest: Int32 = -1
@@ -30,19 +30,20 @@ struct NearCacheEntries {
 
     /// The value of `key`, which becomes the most recently used.
     mutating func value(for key: [UInt8]) -> [UInt8]? {
-        guard let position = positions[Key(key)] else { return nil }
+        guard let position = positions[NearCacheKey(key)] else { return nil }
         moveToNewest(position)
         return nodes[Int(position)].value
     }
 
     func contains(_ key: [UInt8]) -> Bool {
-        positions[Key(key)] != nil
+        positions[NearCacheKey(key)] != nil
     }
 
     /// Stores `value` as the most recently used; returns the change in bytes.
     @discardableResult
     mutating func insert(_ value: [UInt8], for key: [UInt8]) -> Int {
-        if let position = positions[Key(key)] {
+        let dictionaryKey = NearCacheKey(key)
+        if let position = positions[dictionaryKey] {
             let before = Self.cost(key: key, value: nodes[Int(position)].value)
             nodes[Int(position)].value = value
             moveToNewest(position)
@@ -62,7 +63,7 @@ struct NearCacheEntries {
         if newest >= 0 { nodes[Int(newest)].newer = position }
         newest = position
         if oldest < 0 { oldest = position }
-        positions[Key(key)] = position
+        positions[dictionaryKey] = position
         let cost = Self.cost(key: key, value: value)
         bytes += cost
         return cost
@@ -71,7 +72,7 @@ struct NearCacheEntries {
     /// Removes `key`; returns the bytes freed (0 when it was not there).
     @discardableResult
     mutating func remove(_ key: [UInt8]) -> Int {
-        guard let position = positions.removeValue(forKey: Key(key)) else { return 0 }
+        guard let position = positions.removeValue(forKey: NearCacheKey(key)) else { return 0 }
         return release(position)
     }
 
@@ -79,7 +80,7 @@ struct NearCacheEntries {
     mutating func removeOldest() -> Int {
         guard oldest >= 0 else { return 0 }
         let position = oldest
-        positions[Key(nodes[Int(position)].key)] = nil
+        positions[NearCacheKey(nodes[Int(position)].key)] = nil
         return release(position)
     }
 
@@ -128,19 +129,5 @@ struct NearCacheEntries {
         let older = nodes[Int(position)].older
         if newer >= 0 { nodes[Int(newer)].older = older } else { newest = older }
         if older >= 0 { nodes[Int(older)].newer = newer } else { oldest = newer }
-    }
-
-    /// A key hashed as one block of bytes: `[UInt8]`'s own hashing feeds the hasher one byte at a
-    /// time, which showed in the lookup's profile.
-    private struct Key: Hashable {
-        let bytes: [UInt8]
-
-        init(_ bytes: [UInt8]) {
-            self.bytes = bytes
-        }
-
-        func hash(into hasher: inout Hasher) {
-            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
-        }
     }
 }

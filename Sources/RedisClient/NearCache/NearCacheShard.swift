@@ -56,7 +56,7 @@ final class NearCacheShard: Sendable {
     private struct State {
         var entries = NearCacheEntries()
         /// Keys being fetched, with the fetch that may keep its reply.
-        var fetches: [[UInt8]: UInt64] = [:]
+        var fetches: [NearCacheKey: UInt64] = [:]
         var nextFetch: UInt64 = 0
         var link: Link?
         var epoch = 0
@@ -154,7 +154,7 @@ final class NearCacheShard: Sendable {
     func forget(_ keys: [[UInt8]]) {
         state.withLock { state in
             for key in keys {
-                state.fetches[key] = nil
+                state.fetches[NearCacheKey(key)] = nil
                 let freed = state.entries.remove(key)
                 if freed > 0 { configuration.usage.add(entries: -1, bytes: -freed) }
             }
@@ -215,7 +215,7 @@ final class NearCacheShard: Sendable {
             // is closed before its PING is written, and it is flushed after that.
             if send { eventLoop.execute { self.sendBarrier() } }
         case .fetch(let data):
-            fetch(key, on: data, callerLoop: callerLoop).whenComplete(answer)
+            fetch(key, on: data, callerLoop: callerLoop, answer: answer)
         }
         return true
     }
@@ -244,7 +244,7 @@ final class NearCacheShard: Sendable {
         }
         for waiter in missing {
             if let data {
-                fetch(waiter.key, on: data, callerLoop: waiter.loop).whenComplete(waiter.answer)
+                fetch(waiter.key, on: data, callerLoop: waiter.loop, answer: waiter.answer)
             } else {
                 waiter.loop.deliver(.failure(Self.linkLost), to: waiter.answer)
             }
@@ -254,17 +254,18 @@ final class NearCacheShard: Sendable {
     /// A miss: a `GET`, answered as it comes, whose value is kept unless an invalidation, a write
     /// of this process, a flush or a new link came while it was under way. One fetch per key
     /// keeps its reply: a newer one takes the mark.
-    private func fetch(_ key: [UInt8], on data: RedisConnection, callerLoop: any EventLoop) -> EventLoopFuture<NearRead> {
+    private func fetch(_ key: [UInt8], on data: RedisConnection, callerLoop: any EventLoop, answer: @escaping NearAnswer) {
         metrics.misses.increment()
         let fetch = state.withLock { state -> UInt64? in
             guard state.link?.data === data else { return nil }
             state.nextFetch &+= 1
-            state.fetches[key] = state.nextFetch
+            state.fetches[NearCacheKey(key)] = state.nextFetch
             return state.nextFetch
         }
-        return data.sendRaw(RedisCommand("GET", RedisArgument(key))).always { result in
+        data.sendRaw(RedisCommand("GET", RedisArgument(key))) { result in
             if let fetch { self.finishFetch(key, fetch, value: try? result.get().bulkBytes) }
-        }.flatMapThrowing { NearRead(reply: try $0.checked(), cached: false) }.hop(to: callerLoop)
+            callerLoop.deliver(result.flatMap { reply in Result { NearRead(reply: try reply.checked(), cached: false) } }, to: answer)
+        }
     }
 
     /// Keeps a fetched value unless an invalidation, a write of this process, a flush or a new
@@ -272,8 +273,9 @@ final class NearCacheShard: Sendable {
     /// the cache. A failed fetch only clears its mark.
     private func finishFetch(_ key: [UInt8], _ fetch: UInt64, value: [UInt8]?) {
         state.withLock { state in
-            guard state.fetches[key] == fetch else { return }
-            state.fetches[key] = nil
+            let fetchKey = NearCacheKey(key)
+            guard state.fetches[fetchKey] == fetch else { return }
+            state.fetches[fetchKey] = nil
             guard let value else { return }
             let added = state.entries.contains(key) ? 0 : 1
             let delta = state.entries.insert(value, for: key)
@@ -297,7 +299,7 @@ final class NearCacheShard: Sendable {
         }
         let sentAt = NIODeadline.now()
         metrics.barrierRoundTrips.increment()
-        link.subscriber.sendRaw(RedisCommand("PING")).whenComplete { result in
+        link.subscriber.sendRaw(RedisCommand("PING")) { result in
             guard case .success(let reply) = result, !reply.isError else {
                 self.answer(waiting, confirmed: false)
                 return

@@ -119,24 +119,31 @@ extension [UInt8] {
 }
 
 enum RFC3339 {
-    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, from milliseconds since the Unix epoch.
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, from milliseconds since the Unix epoch. Composed on the
+    /// stack and appended at once: every session answer writes four of them, and an append per
+    /// digit showed in the lookup's profile.
     static func write(milliseconds: Int64, into bytes: inout [UInt8]) {
         let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
         let time = CivilTime(epochSeconds: seconds)
-        func put(_ value: Int, _ width: Int, then separator: UInt8) {
-            var divisor = width == 4 ? 1000 : width == 3 ? 100 : 10
-            while divisor > 0 {
-                bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-                divisor /= 10
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
+            var end = 0
+            func put(_ value: Int, _ width: Int, then separator: UInt8) {
+                var rest = value
+                for index in (end..<end + width).reversed() {
+                    text[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+                text[end + width] = separator
+                end += width + 1
             }
-            bytes.append(separator)
+            put(time.year, 4, then: UInt8(ascii: "-"))
+            put(time.month, 2, then: UInt8(ascii: "-"))
+            put(time.day, 2, then: UInt8(ascii: "T"))
+            put(time.hour, 2, then: UInt8(ascii: ":"))
+            put(time.minute, 2, then: UInt8(ascii: ":"))
+            put(time.second, 2, then: UInt8(ascii: "."))
+            put(Int(milliseconds - seconds * 1000), 3, then: UInt8(ascii: "Z"))
+            bytes.append(contentsOf: UnsafeBufferPointer(text))
         }
-        put(time.year, 4, then: UInt8(ascii: "-"))
-        put(time.month, 2, then: UInt8(ascii: "-"))
-        put(time.day, 2, then: UInt8(ascii: "T"))
-        put(time.hour, 2, then: UInt8(ascii: ":"))
-        put(time.minute, 2, then: UInt8(ascii: ":"))
-        put(time.second, 2, then: UInt8(ascii: "."))
-        put(Int(milliseconds - seconds * 1000), 3, then: UInt8(ascii: "Z"))
     }
 }

@@ -25,11 +25,13 @@ enum SessionRequests {
         return object
     }
 
+    private static let newSessionFields: Set<String> = ["user_id", "data", "idle_timeout", "absolute_timeout", "ip", "user_agent"]
+
     /// The body of `POST /v1/sessions`.
     static func newSession(from body: [UInt8], policy: SessionPolicy) throws -> NewSession {
         let object = try parseObject(body, what: "request body")
-        let known: Set<String> = ["user_id", "data", "idle_timeout", "absolute_timeout", "ip", "user_agent"]
-        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+        // The first unknown name in sorted order, so the error names the same one every time.
+        if let unknown = object.keys.filter({ !newSessionFields.contains($0) }).min() {
             throw APIError.invalidRequest("unknown field '\(unknown.prefix(64))'")
         }
         guard let userValue = object["user_id"] else { throw APIError.invalidRequest("user_id is required") }

@@ -12,7 +12,7 @@ import SessionStore
 /// writes the answer's bytes, without NIO's HTTP parser, a task or a thread hop.
 ///
 /// `POST /v1/sessions` with a small body is answered here too: the same validation and store
-/// operation as the router's handler, through `SessionStore.create(_:on:)` (one script call on
+/// operation as the router's handler, through `SessionStore.create(_:on:answer:)` (one script call on
 /// this loop, no task, in the common case), without the router's per-request machinery.
 ///
 /// Every other request goes, bytes unchanged, to NIO's parser and the router, one at a time,
@@ -218,7 +218,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         }
         let shared = self.shared
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        shared.store.create(request, on: context.eventLoop).whenComplete { result in
+        shared.store.create(request, on: context.eventLoop) { result in
             let (handler, context) = loopBound.value
             switch result {
             case .success(let created):
