@@ -308,13 +308,11 @@ public final class RedisClient: RedisDeployment, Sendable {
     /// nor its reply changes thread; `answer` runs on `eventLoop`. Error replies fail.
     private func send(_ command: RedisCommand, on eventLoop: any EventLoop, answer: @escaping RedisReplyHandler) {
         guard let connection = liveConnection(preferring: eventLoop) else {
-            answer(.failure(unavailable))
+            eventLoop.deliver(.failure(unavailable), to: answer)
             return
         }
-        let sameLoop = connection.channel.eventLoop === eventLoop
         connection.sendRaw(command) { raw in
-            let result = raw.flatMap { reply in Result { try reply.checked() } }
-            if sameLoop { answer(result) } else { eventLoop.execute { answer(result) } }
+            eventLoop.deliver(raw.flatMap { reply in Result { try reply.checked() } }, to: answer)
         }
     }
 
@@ -324,14 +322,14 @@ public final class RedisClient: RedisDeployment, Sendable {
         answer: @escaping RedisReplyHandler
     ) {
         guard let sha = script.sha else {
-            answer(.failure(RedisClientError(.unavailable, "script \(script.name) is not loaded yet")))
+            eventLoop.deliver(.failure(RedisClientError(.unavailable, "script \(script.name) is not loaded yet")), to: answer)
             return
         }
         send(RedisCommand("EVALSHA", [RedisArgument(sha), RedisArgument(keys.count)] + keys + arguments), on: eventLoop, answer: answer)
     }
 
     /// `RedisDeployment`: `GET key` through the near-cache shard of `eventLoop`'s connection, or
-    /// a plain `GET` when the cache is off or not linked. Error replies fail the future.
+    /// a plain `GET` when the cache is off or not linked. Error replies fail.
     public func nearGet(_ key: RedisArgument, on eventLoop: any EventLoop, answer: @escaping NearAnswer) {
         if configuration.nearCache != nil,
            let shard = regularSlots.first(where: { $0.eventLoop === eventLoop })?.nearCache ?? liveSlot()?.slot.nearCache,

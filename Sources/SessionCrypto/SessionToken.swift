@@ -9,16 +9,17 @@ public struct SessionToken: Sendable {
 
     let bytes: [UInt8]
 
-    /// The text a client sends back.
-    public let encoded: String
+    /// The text a client sends back. Encoded when asked, by the create and rotate answers only:
+    /// a lookup's token keeps no copy of the text it was parsed from (the strict decoder
+    /// accepts one text per byte string, so this is that text).
+    public var encoded: String { Base64URL.encode(bytes) }
 
     /// The public, one-way identifier of this token's session, derived once: every operation on
     /// a token names its session by it, a lookup more than once.
     public let handle: SessionHandle
 
-    private init(bytes: [UInt8], encoded: String) {
+    private init(bytes: [UInt8]) {
         self.bytes = bytes
-        self.encoded = encoded
         handle = SessionHandle(deriving: bytes, tag: RoutingTag(bytes[0], bytes[1]))
     }
 
@@ -27,14 +28,13 @@ public struct SessionToken: Sendable {
         var bytes = [UInt8](repeating: 0, count: byteCount)
         (bytes[0], bytes[1]) = (tag.high, tag.low)
         bytes.withUnsafeMutableBytes { Sodium.randomBytes(into: UnsafeMutableRawBufferPointer(rebasing: $0[RoutingTag.byteCount...])) }
-        return SessionToken(bytes: bytes, encoded: Base64URL.encode(bytes))
+        return SessionToken(bytes: bytes)
     }
 
     /// Strict parse: exactly 43 base64url characters with canonical trailing bits, no padding.
-    /// The decoder accepts one text per byte string, so the text given is the token's encoding.
     public init?(parsing text: some StringProtocol) {
         guard let bytes = Base64URL.decode(text, byteCount: Self.byteCount) else { return nil }
-        self.init(bytes: bytes, encoded: String(text))
+        self.init(bytes: bytes)
     }
 
     public var tag: RoutingTag { RoutingTag(bytes[0], bytes[1]) }

@@ -142,7 +142,7 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         do {
             try ownerPool(of: HashSlot.of(keys.first?.bytes ?? [])).evaluate(script, keys: keys, arguments: arguments, on: eventLoop, answer: answer)
         } catch {
-            answer(.failure(error))
+            eventLoop.deliver(.failure(error), to: answer)
         }
     }
 

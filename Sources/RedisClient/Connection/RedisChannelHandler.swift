@@ -64,16 +64,19 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
+        // From here the replies are this handler's to answer, exactly once: the write promise
+        // only tells the connection that the request arrived (a failure of the socket write
+        // closes the channel, and `failAll` answers the pending replies).
+        promise?.succeed()
         if let closedWith {
             for reply in request.replies { reply(.failure(closedWith)) }
-            promise?.fail(closedWith)
             return
         }
         let deadline = NIODeadline.now() + commandTimeout
         for reply in request.replies { pending.append(Pending(reply: reply, deadline: deadline)) }
         pendingCount.add(request.replies.count)
         scheduleTimeoutCheckIfNeeded(context: context)
-        context.write(wrapOutboundOut(request.encoded), promise: promise)
+        context.write(wrapOutboundOut(request.encoded), promise: nil)
         if !flushScheduled {
             flushScheduled = true
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)

@@ -143,9 +143,10 @@ public final class RedisConnection: Sendable {
     }
 
     /// Hands encoded commands and their reply handlers to the handler, which flushes once per
-    /// event-loop tick. A write that never reaches the handler (channel already closed) must
-    /// still fail the replies, or their callers would wait forever. On the channel's loop, an
-    /// active channel still has its handlers, so that write needs no promise to watch it.
+    /// event-loop tick and answers each reply once. A write that never reaches the handler (its
+    /// pipeline already torn down) must still fail the replies, or their callers would wait
+    /// forever: the write promise, which the handler succeeds on arrival, watches for that. On
+    /// the channel's loop, an active channel still has its handlers, so that write needs none.
     private func write(_ encoded: ByteBuffer, replies: [RedisReplyHandler]) {
         let request = RedisRequest(encoded: encoded, replies: replies)
         if channel.eventLoop.inEventLoop, channel.isActive {

@@ -11,12 +11,6 @@ public struct NearRead: Sendable {
 /// How a near-cache read is answered: once, on the caller's event loop.
 public typealias NearAnswer = @Sendable (Result<NearRead, any Error>) -> Void
 
-extension EventLoop {
-    /// Answers on this loop: at once when already on it, as a completed future's callback runs.
-    func deliver(_ result: Result<NearRead, any Error>, to answer: @escaping NearAnswer) {
-        if inEventLoop { answer(result) } else { execute { answer(result) } }
-    }
-}
 
 /// One shard of the near cache: the values read through one data connection to one Redis node,
 /// kept exact by the invalidations Redis broadcasts to one subscriber connection for every write
