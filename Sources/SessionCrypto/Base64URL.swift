@@ -52,13 +52,13 @@ public enum Base64URL {
     }
 
     /// Decodes exactly `byteCount` bytes, or returns nil for any other input.
-    public static func decode(_ text: some StringProtocol, byteCount: Int) -> [UInt8]? {
+    public static func decode(_ utf8: some Collection<UInt8>, byteCount: Int) -> [UInt8]? {
         // The loop runs over contiguous bytes: iterated through the generic view, each byte
         // cost protocol-witness calls (this function is not specialized across modules).
-        if let decoded = text.utf8.withContiguousStorageIfAvailable({ decode(bytes: $0, byteCount: byteCount) }) {
+        if let decoded = utf8.withContiguousStorageIfAvailable({ decode(bytes: $0, byteCount: byteCount) }) {
             return decoded
         }
-        return Array(text.utf8).withUnsafeBufferPointer { decode(bytes: $0, byteCount: byteCount) }
+        return Array(utf8).withUnsafeBufferPointer { decode(bytes: $0, byteCount: byteCount) }
     }
 
     private static func decode(bytes utf8: UnsafeBufferPointer<UInt8>, byteCount: Int) -> [UInt8]? {

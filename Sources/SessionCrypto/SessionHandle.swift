@@ -26,7 +26,7 @@ public struct SessionHandle: Hashable, Sendable, CustomStringConvertible {
 
     /// Strict parse of a handle given by a client (admin API).
     public init?(parsing text: some StringProtocol) {
-        guard let bytes = Base64URL.decode(text, byteCount: Self.byteCount), bytes[2] & 0xC0 == 0 else { return nil }
+        guard let bytes = Base64URL.decode(text.utf8, byteCount: Self.byteCount), bytes[2] & 0xC0 == 0 else { return nil }
         self.encoded = String(text)
     }
 
@@ -47,7 +47,7 @@ public struct SessionHandle: Hashable, Sendable, CustomStringConvertible {
     /// The member of the user index: the 78 hashed bits as 10 bytes (the top two bits of the
     /// first are zero). The tag is in the index's key, so it is not repeated.
     public var indexMember: [UInt8] {
-        Array(Base64URL.decode(encoded, byteCount: Self.byteCount)!.dropFirst(RoutingTag.byteCount))
+        Array(Base64URL.decode(encoded.utf8, byteCount: Self.byteCount)!.dropFirst(RoutingTag.byteCount))
     }
 
     /// The routing tag's text: the first 3 characters.

@@ -33,7 +33,12 @@ public struct SessionToken: Sendable {
 
     /// Strict parse: exactly 43 base64url characters with canonical trailing bits, no padding.
     public init?(parsing text: some StringProtocol) {
-        guard let bytes = Base64URL.decode(text, byteCount: Self.byteCount) else { return nil }
+        self.init(parsing: text.utf8)
+    }
+
+    /// The same from the text's UTF-8 bytes (a header value where it was read).
+    public init?(parsing utf8: some Collection<UInt8>) {
+        guard let bytes = Base64URL.decode(utf8, byteCount: Self.byteCount) else { return nil }
         self.init(bytes: bytes)
     }
 

@@ -212,8 +212,8 @@ public final class SessionStore: Service, Sendable {
     }
 
     /// A create as the byte fast path makes it: without a cap and once the routing key is known,
-    /// its first attempt is one script call sent from and answered on `eventLoop`, with no task.
-    /// Anything else goes on through `create(_:)` in a task: the first creates (the routing key
+    /// its first attempt is one script call sent from and answered on `eventLoop`, with no task
+    /// or future; `answer` runs once, on `eventLoop`. Anything else goes on through `create(_:)` in a task: the first creates (the routing key
     /// is read then), a cap, and an attempt Redis did not run (a refusal such as a handle
     /// collision, a script to load, a redirect, no connection on this loop). A failure after the
     /// call was sent is the answer: trying again could leave a second session.

@@ -16,7 +16,7 @@ struct Base64URLTests {
         let bytes = Array(plain.utf8)
         #expect(Base64URL.encode(bytes) == encoded)
         #expect(Base64URL.encodedLength(byteCount: bytes.count) == encoded.utf8.count)
-        #expect(Base64URL.decode(encoded, byteCount: bytes.count) == bytes)
+        #expect(Base64URL.decode(encoded.utf8, byteCount: bytes.count) == bytes)
     }
 
     @Test("the URL-safe characters: '-' and '_' where base64 has '+' and '/'", arguments: [
@@ -28,7 +28,7 @@ struct Base64URLTests {
     ])
     func urlSafeCharacters(_ bytes: [UInt8], _ encoded: String) {
         #expect(Base64URL.encode(bytes) == encoded)
-        #expect(Base64URL.decode(encoded, byteCount: bytes.count) == bytes)
+        #expect(Base64URL.decode(encoded.utf8, byteCount: bytes.count) == bytes)
     }
 
     @Test("round trip of every length 0...40, checked against Foundation's base64")
@@ -39,11 +39,11 @@ struct Base64URLTests {
                 #expect(encoded == referenceBase64URL(sample), "length \(length)")
                 #expect(encoded.utf8.count == Base64URL.encodedLength(byteCount: length))
                 #expect(!encoded.contains("="))
-                let decoded = try #require(Base64URL.decode(encoded, byteCount: length), "length \(length): \(encoded)")
+                let decoded = try #require(Base64URL.decode(encoded.utf8, byteCount: length), "length \(length): \(encoded)")
                 #expect(decoded == sample)
                 // Any other expected size rejects it.
-                #expect(Base64URL.decode(encoded, byteCount: length + 1) == nil)
-                if length > 0 { #expect(Base64URL.decode(encoded, byteCount: length - 1) == nil) }
+                #expect(Base64URL.decode(encoded.utf8, byteCount: length + 1) == nil)
+                if length > 0 { #expect(Base64URL.decode(encoded.utf8, byteCount: length - 1) == nil) }
             }
         }
     }
@@ -52,20 +52,20 @@ struct Base64URLTests {
     func strictDecoding() {
         // "f" is Zg: 'g' is 32 = 100000, the low 4 bits unused. Any of them set is non-canonical.
         for bad in ["Zh", "Zi", "Zj", "Zk", "Zp", "Zv"] {
-            #expect(Base64URL.decode(bad, byteCount: 1) == nil, "accepted \(bad)")
+            #expect(Base64URL.decode(bad.utf8, byteCount: 1) == nil, "accepted \(bad)")
         }
         // "fo" is Zm8: '8' is 60 = 111100, the low 2 bits unused.
         for bad in ["Zm9", "Zm-", "Zm_"] {
-            #expect(Base64URL.decode(bad, byteCount: 2) == nil, "accepted \(bad)")
+            #expect(Base64URL.decode(bad.utf8, byteCount: 2) == nil, "accepted \(bad)")
         }
-        #expect(Base64URL.decode("Zg==", byteCount: 1) == nil)
-        #expect(Base64URL.decode("Zm8=", byteCount: 2) == nil)
-        #expect(Base64URL.decode("Zm+v", byteCount: 3) == nil)
-        #expect(Base64URL.decode("Zm/v", byteCount: 3) == nil)
-        #expect(Base64URL.decode("Zm.v", byteCount: 3) == nil)
-        #expect(Base64URL.decode("Zm v", byteCount: 3) == nil)
-        #expect(Base64URL.decode("Zm9", byteCount: 3) == nil)
-        #expect(Base64URL.decode("", byteCount: 0) == [])
-        #expect(Base64URL.decode("A", byteCount: 0) == nil)
+        #expect(Base64URL.decode("Zg==".utf8, byteCount: 1) == nil)
+        #expect(Base64URL.decode("Zm8=".utf8, byteCount: 2) == nil)
+        #expect(Base64URL.decode("Zm+v".utf8, byteCount: 3) == nil)
+        #expect(Base64URL.decode("Zm/v".utf8, byteCount: 3) == nil)
+        #expect(Base64URL.decode("Zm.v".utf8, byteCount: 3) == nil)
+        #expect(Base64URL.decode("Zm v".utf8, byteCount: 3) == nil)
+        #expect(Base64URL.decode("Zm9".utf8, byteCount: 3) == nil)
+        #expect(Base64URL.decode("".utf8, byteCount: 0) == [])
+        #expect(Base64URL.decode("A".utf8, byteCount: 0) == nil)
     }
 }

@@ -39,6 +39,8 @@ import Testing
                 ("two token fields", "/v1/session?touch=false", [("Authorization", "Bearer \(TestKeys.reader)"), ("X-Session-Token", session.token), ("X-Session-Token", session.token)]),
                 ("the cookie in the second Cookie field", "/v1/session?touch=false", [("Authorization", "Bearer \(TestKeys.reader)"), ("Cookie", "a=b"), ("Cookie", "__Host-session=\(session.token)")]),
                 ("an empty token field before the cookie", "/v1/session?touch=false", [("Authorization", "Bearer \(TestKeys.reader)"), ("X-Session-Token", ""), ("Cookie", "__Host-session=\(session.token)")]),
+                ("a token with a non-ASCII character", "/v1/session?touch=false", [("Authorization", "Bearer \(TestKeys.reader)"), ("X-Session-Token", "é" + session.token.dropFirst())]),
+                ("an API key with a non-ASCII character", "/v1/session?touch=false", [("Authorization", "Bearer é\(TestKeys.reader.dropFirst())"), ("X-Session-Token", session.token)]),
             ]
             for (name, path, headers) in cases {
                 let fast = try await server.client.send(.GET, path, headers: headers)

@@ -28,21 +28,21 @@ struct SessionCookie: Sendable {
 
     /// The request's session token: `X-Session-Token`, else this cookie.
     func token(in headers: HTTPFields) throws(APIError) -> SessionToken {
-        try token(header: headers[.sessionToken], cookies: headers[values: .cookie])
+        try token(header: headers[.sessionToken]?.utf8, cookies: headers[values: .cookie])
     }
 
-    /// The same from the X-Session-Token value (repeated fields joined by ", ") and the Cookie
-    /// field values, as the lookup fast path reads them.
-    func token(header: String?, cookies: [String]) throws(APIError) -> SessionToken {
-        let text: Substring
+    /// The same from the X-Session-Token value's bytes (repeated fields joined by ", ") and the
+    /// Cookie field values, as the lookup fast path reads them.
+    func token(header: (some Collection<UInt8>)?, cookies: [String]) throws(APIError) -> SessionToken {
+        let token: SessionToken?
         if let header {
-            text = Substring(header)
+            token = SessionToken(parsing: header)
         } else if let value = cookies.lazy.compactMap({ self.value(inCookieHeader: Substring($0)) }).first {
-            text = value
+            token = SessionToken(parsing: value)
         } else {
             throw APIError.invalidSession("no session token: send X-Session-Token or the \(name) cookie")
         }
-        guard let token = SessionToken(parsing: text) else { throw APIError.invalidSession("malformed session token") }
+        guard let token else { throw APIError.invalidSession("malformed session token") }
         return token
     }
 

@@ -188,7 +188,7 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
         do throws(APIError) {
             // No query (the usual lookup): the default, without parsing a URI.
             touch = lookup.hasQuery ? try LookupRequest.touch(in: URI(lookup.target)) : true
-            token = try shared.cookie.token(header: lookup.credentials.sessionToken, cookies: lookup.credentials.cookies)
+            token = try shared.cookie.token(header: lookup.credentials.sessionToken?.readableBytesView, cookies: lookup.credentials.cookies)
         } catch {
             respond(to: .failure(error), role: role, exchange, context: context)
             return
@@ -232,12 +232,13 @@ final class SessionLookupChannelHandler: ChannelDuplexHandler, RemovableChannelH
 
     /// The API key check, through the connection's remembered key (`authorized`) when its role
     /// suffices; otherwise the key ring answers, with the router's errors.
-    private func authorize(_ header: String?, _ required: Role) throws(APIError) -> Role {
-        if let header, let authorized, authorized.role >= required, constantTimeEquals(header.utf8, authorized.header.utf8) {
+    private func authorize(_ header: ByteBuffer?, _ required: Role) throws(APIError) -> Role {
+        if let header, let authorized, authorized.role >= required, constantTimeEquals(header.readableBytesView, authorized.header.utf8) {
             return authorized.role
         }
-        let role = try shared.keys.authorize(header, required)
-        if let header { authorized = (header, role) }
+        let text = header.map { String(buffer: $0) }
+        let role = try shared.keys.authorize(text, required)
+        if let text { authorized = (text, role) }
         return role
     }
 
