@@ -213,13 +213,14 @@ public final class SessionStore: Service, Sendable {
 
     /// A create as the byte fast path makes it: without a cap and once the routing key is known,
     /// its first attempt is one script call sent from and answered on `eventLoop`, with no task
-    /// or future; `answer` runs once, on `eventLoop`. Anything else goes on through `create(_:)` in a task: the first creates (the routing key
-    /// is read then), a cap, and an attempt Redis did not run (a refusal such as a handle
-    /// collision, a script to load, a redirect, no connection on this loop). A failure after the
-    /// call was sent is the answer: trying again could leave a second session.
+    /// or future; `answer` runs once, on `eventLoop`. Anything else goes on through `create(_:)`
+    /// in a task: the first creates (the routing key is read then), a cap, and an attempt Redis
+    /// did not run (a refusal such as a handle collision, a script to load, a redirect, no
+    /// connection on this loop). A failure after the call was sent is the answer: trying again
+    /// could leave a second session.
     public func create(_ request: NewSession, on eventLoop: any EventLoop, answer: @escaping @Sendable (Result<Created, any Error>) -> Void) {
         guard policy.maxSessionsPerUser == 0, let routingKey = routing.known else {
-            createInTask(request, on: eventLoop, answer: answer)
+            answerFromTask(on: eventLoop, answer: answer) { try await self.create(request) }
             return
         }
         let call = createCall(request, tag: routingKey.tag(forUser: request.userID))
@@ -228,18 +229,23 @@ public final class SessionStore: Service, Sendable {
             case .success(let reply):
                 answer(Result { try self.created(call, reply: reply) })
             case .failure(let error as RedisClientError) where error.code == .commandError || error.code == .unavailable:
-                self.createInTask(request, on: eventLoop, answer: answer)
+                self.answerFromTask(on: eventLoop, answer: answer) { try await self.create(request) }
             case .failure(let error):
                 answer(.failure(error))
             }
         }
     }
 
-    private func createInTask(_ request: NewSession, on eventLoop: any EventLoop, answer: @escaping @Sendable (Result<Created, any Error>) -> Void) {
+    /// Runs `work` in a task and answers its result on `eventLoop`: how the fast path's
+    /// callback forms reach Redis when they need the routed calls (loading, retries, redirects).
+    private func answerFromTask<Value: Sendable>(
+        on eventLoop: any EventLoop, answer: @escaping @Sendable (Result<Value, any Error>) -> Void,
+        _ work: @escaping @Sendable () async throws -> Value
+    ) {
         Task {
-            let result: Result<Created, any Error>
+            let result: Result<Value, any Error>
             do {
-                result = .success(try await self.create(request))
+                result = .success(try await work())
             } catch {
                 result = .failure(error)
             }
@@ -356,15 +362,9 @@ public final class SessionStore: Service, Sendable {
         _ token: SessionToken, touch: Bool, key: RedisArgument, on eventLoop: any EventLoop,
         answer: @escaping @Sendable (Result<Session?, any Error>) -> Void
     ) {
-        Task {
-            let result: Result<Session?, any Error>
-            do {
-                let reply = try await self.redis.send(RedisCommand("GET", key), routingKey: key)
-                result = .success(self.touchIfDue(try self.session(from: reply, handle: token.handle), token, touch: touch, key: key, on: eventLoop))
-            } catch {
-                result = .failure(error)
-            }
-            eventLoop.execute { answer(result) }
+        answerFromTask(on: eventLoop, answer: answer) {
+            let reply = try await self.redis.send(RedisCommand("GET", key), routingKey: key)
+            return self.touchIfDue(try self.session(from: reply, handle: token.handle), token, touch: touch, key: key, on: eventLoop)
         }
     }
 

@@ -11,7 +11,6 @@ public struct NearRead: Sendable {
 /// How a near-cache read is answered: once, on the caller's event loop.
 public typealias NearAnswer = @Sendable (Result<NearRead, any Error>) -> Void
 
-
 /// One shard of the near cache: the values read through one data connection to one Redis node,
 /// kept exact by the invalidations Redis broadcasts to one subscriber connection for every write
 /// of a key under the key prefix (RESP2 `CLIENT TRACKING ... REDIRECT <its own id> BCAST

@@ -215,7 +215,7 @@ struct FastPathStateMachine {
             case .create(let create):
                 // The body may still be on its way; reads go on (it is far below the limit).
                 guard pending.readableBytes >= create.headLength + create.bodyLength else {
-                    awaitedCreate = create
+                    if awaitedCreate == nil { awaitedCreate = create.detached() }
                     break scan
                 }
                 awaitedCreate = nil

@@ -26,9 +26,18 @@ enum HTTP1RequestScanner {
         /// The body's length (`Content-Length`); its bytes may not all have arrived yet.
         let bodyLength: Int
         /// Authorization fields joined as the router joins them.
-        let authorization: ByteBuffer?
+        private(set) var authorization: ByteBuffer?
         /// `Connection: close`.
         let closes: Bool
+
+        /// This create with its own copy of the Authorization bytes, to keep while the body
+        /// arrives: a slice would pin the read buffer it came from, and every read appended
+        /// to that buffer meanwhile would copy it whole.
+        func detached() -> Create {
+            var copy = self
+            copy.authorization = authorization.map { ByteBufferAllocator().buffer(buffer: $0) }
+            return copy
+        }
     }
 
     enum Result {
@@ -222,7 +231,10 @@ enum HTTP1RequestScanner {
 /// A lookup's credentials as the router reads them from `HTTPFields`: repeated Authorization
 /// or X-Session-Token fields joined by ", ", Cookie fields one by one. Not `HTTPFields`:
 /// building them and looking names up was 4 % of a lookup's time. The two single values stay
-/// slices of the connection's bytes: a `String` each cost an allocation and a UTF-8 check.
+/// slices of the connection's bytes: a `String` each cost an allocation and a UTF-8 check. The
+/// router sees invalid UTF-8 repaired (U+FFFD) where these keep the raw bytes; both paths answer
+/// alike all the same: a token is ASCII only, and an API key is checked by the key ring as the
+/// repaired `String` (the connection's remembered key only ever matches valid UTF-8).
 struct LookupCredentials {
     private(set) var authorization: ByteBuffer?
     private(set) var sessionToken: ByteBuffer?
