@@ -220,7 +220,7 @@ public final class SessionStore: Service, Sendable {
     /// could leave a second session.
     public func create(_ request: NewSession, on eventLoop: any EventLoop, answer: @escaping @Sendable (Result<Created, any Error>) -> Void) {
         guard policy.maxSessionsPerUser == 0, let routingKey = routing.known else {
-            answerFromTask(on: eventLoop, answer: answer) { try await self.create(request) }
+            eventLoop.makeFutureWithTask { try await self.create(request) }.whenComplete(answer)
             return
         }
         let call = createCall(request, tag: routingKey.tag(forUser: request.userID))
@@ -229,27 +229,10 @@ public final class SessionStore: Service, Sendable {
             case .success(let reply):
                 answer(Result { try self.created(call, reply: reply) })
             case .failure(let error as RedisClientError) where error.code == .commandError || error.code == .unavailable:
-                self.answerFromTask(on: eventLoop, answer: answer) { try await self.create(request) }
+                eventLoop.makeFutureWithTask { try await self.create(request) }.whenComplete(answer)
             case .failure(let error):
                 answer(.failure(error))
             }
-        }
-    }
-
-    /// Runs `work` in a task and answers its result on `eventLoop`: how the fast path's
-    /// callback forms reach Redis when they need the routed calls (loading, retries, redirects).
-    private func answerFromTask<Value: Sendable>(
-        on eventLoop: any EventLoop, answer: @escaping @Sendable (Result<Value, any Error>) -> Void,
-        _ work: @escaping @Sendable () async throws -> Value
-    ) {
-        Task {
-            let result: Result<Value, any Error>
-            do {
-                result = .success(try await work())
-            } catch {
-                result = .failure(error)
-            }
-            eventLoop.execute { answer(result) }
         }
     }
 
@@ -362,10 +345,10 @@ public final class SessionStore: Service, Sendable {
         _ token: SessionToken, touch: Bool, key: RedisArgument, on eventLoop: any EventLoop,
         answer: @escaping @Sendable (Result<Session?, any Error>) -> Void
     ) {
-        answerFromTask(on: eventLoop, answer: answer) {
+        eventLoop.makeFutureWithTask {
             let reply = try await self.redis.send(RedisCommand("GET", key), routingKey: key)
             return self.touchIfDue(try self.session(from: reply, handle: token.handle), token, touch: touch, key: key, on: eventLoop)
-        }
+        }.whenComplete(answer)
     }
 
     private func answer(

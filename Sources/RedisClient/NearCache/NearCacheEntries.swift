@@ -10,10 +10,11 @@ struct NearCacheEntries {
     }
 
     /// What an entry costs beyond its key and value bytes: two array headers, a node, a
-    /// dictionary slot and the allocator's share. Measured: a process holding 1,000,000 typical
-    /// entries (52 B of key and record each) grew by 221 B an entry (`scripts/bench --growth`).
-    /// The byte figure is an estimate for sizing, not malloc's count.
-    static let overheadPerEntry = 168
+    /// dictionary slot (the key's bytes and hash, and the position) and the allocator's share.
+    /// Measured: a process holding 1,000,000 typical entries (52 B of key and record each) grew
+    /// by 241 B an entry (`scripts/bench --growth`, 92555da). The byte figure is an estimate for
+    /// sizing, not malloc's count.
+    static let overheadPerEntry = 176
 
     private var positions: [NearCacheKey: Int32] = [:]
     private var nodes: [Node] = []
@@ -29,29 +30,29 @@ struct NearCacheEntries {
     }
 
     /// The value of `key`, which becomes the most recently used.
-    mutating func value(for key: [UInt8]) -> [UInt8]? {
-        guard let position = positions[NearCacheKey(key)] else { return nil }
+    mutating func value(for key: NearCacheKey) -> [UInt8]? {
+        guard let position = positions[key] else { return nil }
         moveToNewest(position)
         return nodes[Int(position)].value
     }
 
-    func contains(_ key: [UInt8]) -> Bool {
-        positions[NearCacheKey(key)] != nil
+    func contains(_ key: NearCacheKey) -> Bool {
+        positions[key] != nil
     }
 
-    /// Stores `value` as the most recently used; returns the change in bytes.
+    /// Stores `value` as the most recently used; returns the change in entries (0 or 1) and in
+    /// bytes.
     @discardableResult
-    mutating func insert(_ value: [UInt8], for key: [UInt8]) -> Int {
-        let dictionaryKey = NearCacheKey(key)
-        if let position = positions[dictionaryKey] {
-            let before = Self.cost(key: key, value: nodes[Int(position)].value)
+    mutating func insert(_ value: [UInt8], for key: NearCacheKey) -> (entries: Int, bytes: Int) {
+        if let position = positions[key] {
+            let before = Self.cost(key: key.bytes, value: nodes[Int(position)].value)
             nodes[Int(position)].value = value
             moveToNewest(position)
-            let delta = Self.cost(key: key, value: value) - before
+            let delta = Self.cost(key: key.bytes, value: value) - before
             bytes += delta
-            return delta
+            return (0, delta)
         }
-        let node = Node(key: key, value: value, newer: -1, older: newest)
+        let node = Node(key: key.bytes, value: value, newer: -1, older: newest)
         let position: Int32
         if let reused = freeNodes.popLast() {
             position = reused
@@ -63,16 +64,16 @@ struct NearCacheEntries {
         if newest >= 0 { nodes[Int(newest)].newer = position }
         newest = position
         if oldest < 0 { oldest = position }
-        positions[dictionaryKey] = position
-        let cost = Self.cost(key: key, value: value)
+        positions[key] = position
+        let cost = Self.cost(key: key.bytes, value: value)
         bytes += cost
-        return cost
+        return (1, cost)
     }
 
     /// Removes `key`; returns the bytes freed (0 when it was not there).
     @discardableResult
-    mutating func remove(_ key: [UInt8]) -> Int {
-        guard let position = positions.removeValue(forKey: NearCacheKey(key)) else { return 0 }
+    mutating func remove(_ key: NearCacheKey) -> Int {
+        guard let position = positions.removeValue(forKey: key) else { return 0 }
         return release(position)
     }
 

@@ -41,7 +41,7 @@ final class NearCacheShard: Sendable {
     /// A strict hit waiting for the open barrier: answered from the entry, or fetched, when the
     /// barrier's `PONG` is back. The caller's callback is kept as it is: no promise, no future.
     private struct BarrierWaiter {
-        let key: [UInt8]
+        let key: NearCacheKey
         let loop: any EventLoop
         let answer: NearAnswer
     }
@@ -146,8 +146,8 @@ final class NearCacheShard: Sendable {
     /// them, or this process wrote them.
     func forget(_ keys: [[UInt8]]) {
         state.withLock { state in
-            for key in keys {
-                state.fetches[NearCacheKey(key)] = nil
+            for key in keys.lazy.map(NearCacheKey.init) {
+                state.fetches[key] = nil
                 let freed = state.entries.remove(key)
                 if freed > 0 { configuration.usage.add(entries: -1, bytes: -freed) }
             }
@@ -173,6 +173,7 @@ final class NearCacheShard: Sendable {
     /// `callerLoop`. Returns false, answering nothing, while the shard is not linked (the caller
     /// reads Redis itself).
     func read(_ key: [UInt8], on callerLoop: any EventLoop, answer: @escaping NearAnswer) -> Bool {
+        let key = NearCacheKey(key)
         let now = NIODeadline.now()
         let plan = state.withLock { state -> Plan in
             guard let link = state.link else { return .unlinked }
@@ -247,15 +248,15 @@ final class NearCacheShard: Sendable {
     /// A miss: a `GET`, answered as it comes, whose value is kept unless an invalidation, a write
     /// of this process, a flush or a new link came while it was under way. One fetch per key
     /// keeps its reply: a newer one takes the mark.
-    private func fetch(_ key: [UInt8], on data: RedisConnection, callerLoop: any EventLoop, answer: @escaping NearAnswer) {
+    private func fetch(_ key: NearCacheKey, on data: RedisConnection, callerLoop: any EventLoop, answer: @escaping NearAnswer) {
         metrics.misses.increment()
         let fetch = state.withLock { state -> UInt64? in
             guard state.link?.data === data else { return nil }
             state.nextFetch &+= 1
-            state.fetches[NearCacheKey(key)] = state.nextFetch
+            state.fetches[key] = state.nextFetch
             return state.nextFetch
         }
-        data.sendRaw(RedisCommand("GET", RedisArgument(key))) { result in
+        data.sendRaw(RedisCommand("GET", RedisArgument(key.bytes))) { result in
             if let fetch { self.finishFetch(key, fetch, value: try? result.get().bulkBytes) }
             callerLoop.deliver(result.flatMap { reply in Result { NearRead(reply: try reply.checked(), cached: false) } }, to: answer)
         }
@@ -264,15 +265,13 @@ final class NearCacheShard: Sendable {
     /// Keeps a fetched value unless an invalidation, a write of this process, a flush or a new
     /// link came since the fetch began. A missing key is not kept: unknown tokens must not fill
     /// the cache. A failed fetch only clears its mark.
-    private func finishFetch(_ key: [UInt8], _ fetch: UInt64, value: [UInt8]?) {
+    private func finishFetch(_ key: NearCacheKey, _ fetch: UInt64, value: [UInt8]?) {
         state.withLock { state in
-            let fetchKey = NearCacheKey(key)
-            guard state.fetches[fetchKey] == fetch else { return }
-            state.fetches[fetchKey] = nil
+            guard state.fetches[key] == fetch else { return }
+            state.fetches[key] = nil
             guard let value else { return }
-            let added = state.entries.contains(key) ? 0 : 1
-            let delta = state.entries.insert(value, for: key)
-            configuration.usage.add(entries: added, bytes: delta)
+            let added = state.entries.insert(value, for: key)
+            configuration.usage.add(entries: added.entries, bytes: added.bytes)
             while configuration.usage.entries > configuration.maxEntries, state.entries.count > 1 {
                 configuration.usage.add(entries: -1, bytes: -state.entries.removeOldest())
             }
