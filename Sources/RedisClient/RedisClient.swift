@@ -350,6 +350,9 @@ public final class RedisClient: RedisDeployment, Sendable {
         for slot in regularSlots { slot.nearCache?.flush() }
     }
 
+    /// `RedisDeployment`: one server holds every key.
+    public var keysMaySpanSlots: Bool { true }
+
     /// True when at least one pooled connection is up.
     public var isConnected: Bool { liveSlot() != nil }
 

@@ -31,6 +31,10 @@ public protocol RedisDeployment: Service, Sendable, CustomStringConvertible {
     /// This process wrote `keys`: the near cache drops them before the write is answered.
     func forgetNear(_ keys: [RedisArgument])
 
+    /// Whether one server holds every key (a single server, also behind Sentinel), so that one
+    /// call may name keys of different hash slots; false on a cluster.
+    var keysMaySpanSlots: Bool { get }
+
     /// Succeeds while Redis answers (on a cluster: at least one master).
     func ping() async throws
 

@@ -3,6 +3,7 @@ import NIOPosix
 import ServiceLifecycle
 import RedisClient
 import SessionCrypto
+import Synchronization
 
 /// What a caller asks for when creating a session; already validated by the HTTP layer.
 public struct NewSession: Sendable {
@@ -80,16 +81,26 @@ public final class SessionStore: Service, Sendable {
     /// A capped create retries this often when other creates keep changing the user's index.
     private let cappedCreateAttempts = 20
 
-    /// Touches to retry through the routed script call (keys of the `lookup` script). Bounded:
-    /// while Redis is away, the oldest are dropped and the next due lookup touches again.
-    private let slideRetries = AsyncStream<SlideRetry>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+    /// Batches of touches to retry through the routed script call. Bounded: while Redis is away,
+    /// the oldest are dropped and the next due lookup touches again.
+    private let slideRetries = AsyncStream<[SlideRetry]>.makeStream(bufferingPolicy: .bufferingNewest(1024))
 
+    /// One session's touch: the keys and argument of the `lookup` script.
     private struct SlideRetry: Sendable {
         var keys: [RedisArgument]
         var arguments: [RedisArgument]
         var tag: RoutingTag
         var userID: String
     }
+
+    /// Touches waiting for their batch's call, by hash slot (all in one batch when one server
+    /// holds every key).
+    private let pendingTouches = Mutex<[Int: [SlideRetry]]>([:])
+    /// How long the first touch of a batch waits for others. Due touches do not hold their
+    /// answers, and the session has at least nine tenths of its idle timeout left.
+    static let touchBatchWindow = TimeAmount.milliseconds(10)
+    /// Touches per call at the most: a longer batch is sent at once.
+    static let touchBatchLimit = 64
 
     public init(redis: any RedisDeployment, policy: SessionPolicy, metrics: SessionStoreMetrics = .none) {
         self.redis = redis
@@ -103,13 +114,8 @@ public final class SessionStore: Service, Sendable {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.clock.run() }
-                for await retry in self.slideRetries.stream {
-                    group.addTask {
-                        _ = try? await self.evaluateIndexing(
-                            self.scripts.lookup, keys: retry.keys, arguments: retry.arguments, replicated: false, tag: retry.tag, userID: retry.userID
-                        )
-                        self.redis.forgetNear([retry.keys[0]])
-                    }
+                for await batch in self.slideRetries.stream {
+                    group.addTask { await self.retryTouches(batch) }
                 }
             }
         }
@@ -381,29 +387,72 @@ public final class SessionStore: Service, Sendable {
         return session
     }
 
-    /// Runs the `lookup` script for a session due for a touch, without waiting for it. When the
-    /// quick script call fails (script not loaded yet, a redirect, a lost connection, a user's
-    /// format-1 index to move), `run()` tries again through the routed call, with its loading,
-    /// retries, redirects and index move; if that fails too, the
-    /// slide is lost and the next due lookup makes it (failures show in
-    /// `sessiond_redis_command_failures_total`). The written record leaves this process's near
-    /// cache; Redis invalidates the other processes' copies.
+    /// Touches a session due for one, without waiting for it. The touches that come due within
+    /// `touchBatchWindow` of the first go to Redis together, one `touch_batch` call per hash
+    /// slot (one in all on a single server): Redis spends most of a touch entering a script
+    /// (docs/performance.md). When the quick call fails (script not loaded yet, a redirect, a
+    /// lost connection), `run()` tries again through the routed call, with its loading, retries
+    /// and redirects, and touches a user's session whose format-1 index must move first through
+    /// `lookup`; if that fails too, or the process stops first, the touch is lost and the next
+    /// due lookup makes it (failures show in `sessiond_redis_command_failures_total`). The
+    /// written records leave this process's near cache; Redis invalidates the other processes'
+    /// copies.
     private func slide(_ token: SessionToken, key: RedisArgument, userID: String, on eventLoop: any EventLoop) {
-        let retry = SlideRetry(
+        let touch = SlideRetry(
             keys: [key] + indexKeys(tagText: token.handle.tagText, userID: userID),
             arguments: [RedisArgument(token.handle.indexMember)], tag: token.tag, userID: userID
         )
-        redis.evaluate(scripts.lookup, keys: retry.keys, arguments: retry.arguments, on: eventLoop) { result in
+        let group = redis.keysMaySpanSlots ? 0 : HashSlot.of(key.bytes)
+        let full = pendingTouches.withLock { pending -> [SlideRetry]? in
+            var batch = pending.removeValue(forKey: group) ?? []
+            if batch.isEmpty {
+                eventLoop.scheduleTask(in: Self.touchBatchWindow) { self.sendTouches(group, on: eventLoop) }
+            }
+            // A session looked up again while its touch waits is touched once.
+            if !batch.contains(where: { $0.keys[0].bytes == key.bytes }) { batch.append(touch) }
+            guard batch.count < Self.touchBatchLimit else { return batch }
+            pending[group] = batch
+            return nil
+        }
+        if let full { send(full, on: eventLoop) }
+    }
+
+    private func sendTouches(_ group: Int, on eventLoop: any EventLoop) {
+        guard let batch = pendingTouches.withLock({ $0.removeValue(forKey: group) }) else { return }
+        send(batch, on: eventLoop)
+    }
+
+    private func send(_ batch: [SlideRetry], on eventLoop: any EventLoop) {
+        redis.evaluate(scripts.touchBatch, keys: batch.flatMap(\.keys), arguments: batch.flatMap(\.arguments), on: eventLoop) { result in
             switch result {
-            case .success:
-                self.redis.forgetNear([key])
+            case .success(let reply):
+                self.redis.forgetNear(batch.map { $0.keys[0] })
+                let legacy = Self.legacyTouches(batch, reply)
+                if !legacy.isEmpty { self.slideRetries.continuation.yield(legacy) }
             case .failure(let error as RedisClientError) where error.isOutOfMemory:
-                // Redis at maxmemory refuses the touch's write; the next due lookup tries again.
+                // Redis at maxmemory refuses the touches' writes; the next due lookups try again.
                 return
             case .failure:
-                self.slideRetries.continuation.yield(retry)
+                self.slideRetries.continuation.yield(batch)
             }
         }
+    }
+
+    /// The routed form of `send(_:on:)`, in a task of `run()`.
+    private func retryTouches(_ batch: [SlideRetry]) async {
+        defer { redis.forgetNear(batch.map { $0.keys[0] }) }
+        guard let reply = try? await redis.evaluate(
+            scripts.touchBatch, keys: batch.flatMap(\.keys), arguments: batch.flatMap(\.arguments), replicated: false
+        ) else { return }
+        for touch in Self.legacyTouches(batch, reply) {
+            _ = try? await evaluateIndexing(scripts.lookup, keys: touch.keys, arguments: touch.arguments, replicated: false, tag: touch.tag, userID: touch.userID)
+        }
+    }
+
+    /// The touches of `batch` that `touch_batch` left to `lookup`: their users' format-1 indexes
+    /// must move first.
+    private static func legacyTouches(_ batch: [SlideRetry], _ reply: RESPValue) -> [SlideRetry] {
+        zip(batch, reply.array ?? []).filter { $0.1.bytes == Array("LEGACY".utf8) }.map(\.0)
     }
 
     /// The lookup script's rule: slide when the last touch is a tenth of the idle timeout old

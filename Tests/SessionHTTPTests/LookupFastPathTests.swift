@@ -165,6 +165,45 @@ import Testing
         }
     }
 
+    /// Touches that come due together reach Redis as one script call (`touch_batch`): Redis
+    /// spends most of a touch entering a script (docs/performance.md). Every session still slides.
+    /// A Redis of its own, so that its `INFO commandstats` counts this test's calls only.
+    @Test func dueTouchesReachRedisTogether() async throws {
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        let admin = try await RedisConnection.connect(configuration: redis.configuration.forTests, eventLoop: MultiThreadedEventLoopGroup.singleton.next())
+        defer { admin.close() }
+        try await Sessiond.with(redisURL: redis.url, settings: ["SESSIOND_IDLE_TIMEOUT": "10"]) { server in
+            var sessions = [Sessiond.CreatedSession]()
+            for n in 0..<24 { sessions.append(try await server.create(user: "batch-\(n % 6)")) }
+            let lastSeen = { (session: Sessiond.CreatedSession) async throws -> String? in
+                try await server.request(.GET, "/v1/sessions/\(session.handle)", key: TestKeys.admin).json()["last_seen_at"] as? String
+            }
+            var before = [String?]()
+            for session in sessions { before.append(try await lastSeen(session)) }
+            // Due: a tenth of the 10-s idle timeout has passed.
+            try await Task.sleep(for: .milliseconds(1100))
+            _ = try await admin.send(RedisCommand("CONFIG", "RESETSTAT"))
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for session in sessions { group.addTask { try await server.lookup(session.token).status } }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses == Array(repeating: 200, count: sessions.count))
+            var slid = 0
+            let deadline = ContinuousClock.now + .seconds(5)
+            while slid < sessions.count, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+                slid = 0
+                for (session, seen) in zip(sessions, before) where try await lastSeen(session) != seen { slid += 1 }
+            }
+            #expect(slid == sessions.count, "\(slid) of \(sessions.count) sessions slid")
+            let stats = try await admin.send(RedisCommand("INFO", "commandstats")).bytes.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let calls = stats.split(separator: "\r\n").first { $0.hasPrefix("cmdstat_evalsha:") }
+                .flatMap { $0.split(separator: ",").first?.split(separator: "=").last }.flatMap { Int($0) } ?? 0
+            #expect(calls >= 1 && calls <= sessions.count / 4, "\(calls) script calls for \(sessions.count) touches")
+        }
+    }
+
     /// The fast path remembers the last key that passed on a connection: every lookup is still
     /// checked, whatever key (or none) the one before it sent.
     @Test func everyLookupOfAConnectionIsAuthorized() async throws {

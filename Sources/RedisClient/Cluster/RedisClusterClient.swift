@@ -330,6 +330,9 @@ public final class RedisClusterClient: RedisDeployment, Sendable {
         throw RedisClientError(.unavailable, "no cluster master answers\(lastError.map { ": \($0)" } ?? "")")
     }
 
+    /// `RedisDeployment`: each call's keys must share a slot.
+    public var keysMaySpanSlots: Bool { false }
+
     public var poolStatistics: RedisPoolStatistics {
         let clients = state.withLock { state in state.topology.masters.compactMap { state.pools[$0] } }
         return clients.reduce(RedisPoolStatistics()) { $0 + $1.poolStatistics }
