@@ -341,7 +341,7 @@ public final class RedisClient: RedisDeployment, Sendable {
 
     /// `RedisDeployment`: this process wrote `keys`; no shard keeps or fetches an older value.
     public func forgetNear(_ keys: [RedisArgument]) {
-        let names = keys.map(\.bytes)
+        let names = keys.map { NearCacheKey($0.bytes) }
         for slot in regularSlots { slot.nearCache?.forget(names) }
     }
 

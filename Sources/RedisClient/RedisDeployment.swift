@@ -3,7 +3,7 @@ import ServiceLifecycle
 
 /// What the session store needs from Redis, whatever its shape: one server (`RedisClient`, also
 /// behind Sentinel) or a Redis Cluster (`RedisClusterClient`). Keys route commands: every key
-/// of one call must share a hash slot, as on a cluster.
+/// of one call must share a hash slot, as on a cluster, unless `keysMaySpanSlots`.
 public protocol RedisDeployment: Service, Sendable, CustomStringConvertible {
     /// Sends `command` to the server that holds `routingKey`. Error replies throw `.commandError`.
     func send(_ command: RedisCommand, routingKey: RedisArgument) async throws -> RESPValue
@@ -19,7 +19,7 @@ public protocol RedisDeployment: Service, Sendable, CustomStringConvertible {
     )
 
     /// Runs `script` (EVALSHA, loaded where needed) on the server that holds `keys`, which must
-    /// share one slot. With `replicated`, the writes must reach a replica (`WAIT`) before the call
+    /// share one slot unless `keysMaySpanSlots`. With `replicated`, the writes must reach a replica (`WAIT`) before the call
     /// returns, when the server has replicas; otherwise it throws `.notReplicated`.
     func evaluate(_ script: RedisScript, keys: [RedisArgument], arguments: [RedisArgument], replicated: Bool) async throws -> RESPValue
 

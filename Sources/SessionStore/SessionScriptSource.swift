@@ -1,7 +1,8 @@
 // The Lua scripts, kept in Swift source so the binary carries them and nothing else needs
 // deploying. Each script is run as the part of `common` it uses followed by its own body. Every key a script touches
 // arrives in KEYS, and all of them carry the same hash tag, so each script runs on one Redis
-// Cluster slot; no script builds a key name.
+// Cluster slot (but `touch_batch` on one server, where any keys may meet); no script builds a
+// key name.
 
 enum SessionScriptSource {
     /// What of `common` a script carries: its header, and the functions `body` calls, directly
@@ -233,39 +234,6 @@ local function refuse_legacy(legacy)
   end
 end
 
--- Reads a session and slides its idle expiry, but only when that moves it by a meaningful step
--- (a tenth of the idle timeout, at most 60 s), so most lookups only read. Returns the record,
--- false when there is none, or the error reply LEGACY.
-local function slide(key, index, legacy_index, member)
-  local record = redis.call('GET', key)
-  if not record then return record end
-  local s = parse(record)
-  local format2 = string.byte(record, 1) >= 128
-  -- A format-2 record's last write raised the index past its horizon (format 1's, to its end).
-  local horizon = format2 and index_horizon(s)
-  local before = expiry_of(s)
-  local last_seen = s.last_seen
-  seen_now(s)
-  local expires = expiry_of(s)
-  if s.last_seen - last_seen < math.min(60000, s.idle * 100) or expires <= before then
-    return record
-  end
-  -- Only a format-1 record can still belong to the format-1 index: a format-2 one was created
-  -- in the index, or rewritten when its user's format-1 index was moved.
-  if not format2 then
-    local legacy = refuse_legacy(legacy_index)
-    if legacy then return legacy end
-  end
-  record = encode(s)
-  redis.call('SET', key, record, 'PXAT', int(expires))
-  if index_horizon(s) == horizon then
-    redis.call('ZADD', index, score_of(expires), member)
-  else
-    index_session(index, member, s)
-  end
-  return record
-end
-
 local function remove_members(index, members)
   for i = 1, #members, 1000 do
     redis.call('ZREM', index, unpack(members, i, math.min(i + 999, #members)))
@@ -355,23 +323,52 @@ index_session(KEYS[2], ARGV[1], s)
 return {record, revoked, #dead}
 """#
 
-    static let lookup = #"""
--- Read a session and slide its idle expiry (`slide`).
--- KEYS[1] session key, KEYS[2] its user's index, KEYS[3] the format-1 index; ARGV[1] the index
--- member. Returns the record, nil, or an error reply LEGACY.
-return slide(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
-"""#
-
     static let touchBatch = #"""
--- The touches that came due together, as `lookup` makes one (`slide`): Redis spends most of a
--- touch entering a script, so one call serves them all.
--- KEYS[3i-2], KEYS[3i-1], KEYS[3i]: session i's key, its user's index and format-1 index;
--- ARGV[i] its index member. Returns per session 1 (it is there), 0 (it is gone) or LEGACY (its
--- user's format-1 index must be moved first: the caller touches it through `lookup`).
+-- Touches the sessions that came due together: Redis spends most of a touch entering a script,
+-- so one call serves them all. KEYS[3i-2], KEYS[3i-1], KEYS[3i]: session i's key, its user's
+-- index and format-1 index; ARGV[i] its index member. Returns per session 1 (it is there), 0 (it
+-- is gone), LEGACY (its user's format-1 index must be moved first) or ERR (its touch failed: a
+-- refused write, a record that does not parse), so that one session cannot sink the others'.
+
+-- Reads a session and slides its idle expiry, but only when that moves it by a meaningful step
+-- (a tenth of the idle timeout, at most 60 s), so most lookups only read. Returns the record,
+-- false when there is none, or the error reply LEGACY.
+local function slide(key, index, legacy_index, member)
+  local record = redis.call('GET', key)
+  if not record then return record end
+  local s = parse(record)
+  local format2 = string.byte(record, 1) >= 128
+  -- A format-2 record's last write raised the index past its horizon (format 1's, to its end).
+  local horizon = format2 and index_horizon(s)
+  local before = expiry_of(s)
+  local last_seen = s.last_seen
+  seen_now(s)
+  local expires = expiry_of(s)
+  if s.last_seen - last_seen < math.min(60000, s.idle * 100) or expires <= before then
+    return record
+  end
+  -- Only a format-1 record can still belong to the format-1 index: a format-2 one was created
+  -- in the index, or rewritten when its user's format-1 index was moved.
+  if not format2 then
+    local legacy = refuse_legacy(legacy_index)
+    if legacy then return legacy end
+  end
+  record = encode(s)
+  redis.call('SET', key, record, 'PXAT', int(expires))
+  if index_horizon(s) == horizon then
+    redis.call('ZADD', index, score_of(expires), member)
+  else
+    index_session(index, member, s)
+  end
+  return record
+end
+
 local outcomes = {}
 for i = 1, #ARGV do
-  local result = slide(KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], ARGV[i])
-  if type(result) == 'table' then
+  local ok, result = pcall(slide, KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], ARGV[i])
+  if not ok then
+    outcomes[i] = 'ERR'
+  elseif type(result) == 'table' then
     outcomes[i] = 'LEGACY'
   else
     outcomes[i] = result and 1 or 0

@@ -4,7 +4,6 @@ import RedisClient
 struct SessionScripts: Sendable {
     let create = Self.script("create", SessionScriptSource.create)
     let createCapped = Self.script("create_capped", SessionScriptSource.createCapped)
-    let lookup = Self.script("lookup", SessionScriptSource.lookup)
     let touchBatch = Self.script("touch_batch", SessionScriptSource.touchBatch)
     let replaceData = Self.script("replace_data", SessionScriptSource.replaceData)
     let revoke = Self.script("revoke", SessionScriptSource.revoke)

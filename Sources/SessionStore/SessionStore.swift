@@ -61,8 +61,9 @@ public enum DataUpdateResult: Sendable {
 }
 
 /// Sessions in Redis. Every operation that touches more than one key is one script call with
-/// every key in KEYS, all under the user's hash tag, so a crash at any instant leaves sessions
-/// and user indexes consistent, on one server and on a cluster alike (docs/redis-layout.md).
+/// every key in KEYS, all under the user's hash tag (touches due together on one server share a
+/// call across users), so a crash at any instant leaves sessions and user indexes consistent, on
+/// one server and on a cluster alike (docs/redis-layout.md).
 ///
 /// A swift-service-lifecycle `Service`: `run()` keeps the Redis clock estimate fresh and retries
 /// the touches whose quick script call failed, as child tasks of the service group.
@@ -83,23 +84,32 @@ public final class SessionStore: Service, Sendable {
 
     /// Batches of touches to retry through the routed script call. Bounded: while Redis is away,
     /// the oldest are dropped and the next due lookup touches again.
-    private let slideRetries = AsyncStream<[SlideRetry]>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+    private let touchRetries = AsyncStream<[Touch]>.makeStream(bufferingPolicy: .bufferingNewest(1024))
 
-    /// One session's touch: the keys and argument of the `lookup` script.
-    private struct SlideRetry: Sendable {
+    /// One session's touch: the keys (the session's, its user's index and format-1 index) and
+    /// the index member `touch_batch` takes for it.
+    private struct Touch: Sendable {
         var keys: [RedisArgument]
-        var arguments: [RedisArgument]
+        var member: RedisArgument
         var tag: RoutingTag
         var userID: String
     }
 
-    /// Touches waiting for their batch's call, by hash slot (all in one batch when one server
-    /// holds every key).
-    private let pendingTouches = Mutex<[Int: [SlideRetry]]>([:])
-    /// How long the first touch of a batch waits for others. Due touches do not hold their
-    /// answers, and the session has at least nine tenths of its idle timeout left.
+    /// The touches of one hash slot (of all slots when one server holds every key) waiting for
+    /// their call; `id` tells the batch's timer that the batch is still the one it was set for.
+    private struct TouchBatch {
+        var touches: [Touch]
+        let id: UInt64
+    }
+
+    private let pendingTouches = Mutex<(batches: [Int: TouchBatch], lastID: UInt64)>(([:], 0))
+    /// How long the first touch of a batch waits for others. A due touch does not hold its
+    /// answer, and a session near its end (`touchBatchMargin`) is touched at once.
     static let touchBatchWindow = TimeAmount.milliseconds(10)
-    /// Touches per call at the most: a longer batch is sent at once.
+    /// A session due for a touch that ends within this many milliseconds is touched at once:
+    /// waiting for a batch could let it end first.
+    static let touchBatchMargin: Int64 = 1000
+    /// Touches per call at the most: a batch that reaches it is sent at once.
     static let touchBatchLimit = 64
 
     public init(redis: any RedisDeployment, policy: SessionPolicy, metrics: SessionStoreMetrics = .none) {
@@ -114,7 +124,7 @@ public final class SessionStore: Service, Sendable {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.clock.run() }
-                for await batch in self.slideRetries.stream {
+                for await batch in self.touchRetries.stream {
                     group.addTask { await self.retryTouches(batch) }
                 }
             }
@@ -314,8 +324,8 @@ public final class SessionStore: Service, Sendable {
     /// goes to the routed `GET` in a task, with its retries and redirects; its error is the answer.
     ///
     /// A due touch does not hold the answer: the session is answered as read (as stored at that
-    /// instant, like every lookup between touches), and the `lookup` script slides it right
-    /// after. Waiting for it doubled the latency of the lookups that touch.
+    /// instant, like every lookup between touches), and slid afterwards (`slide`). Waiting for
+    /// it doubled the latency of the lookups that touch.
     ///
     /// `answer` is called once, on `eventLoop`: the byte fast path calls this form, with no future
     /// of its own.
@@ -383,7 +393,7 @@ public final class SessionStore: Service, Sendable {
     }
 
     private func touchIfDue(_ session: Session?, _ token: SessionToken, touch: Bool, key: RedisArgument, on eventLoop: any EventLoop) -> Session? {
-        if let session, touch, dueForTouch(session) { slide(token, key: key, userID: session.userID, on: eventLoop) }
+        if let session, touch, dueForTouch(session) { slide(token, key: key, session: session, on: eventLoop) }
         return session
     }
 
@@ -391,71 +401,92 @@ public final class SessionStore: Service, Sendable {
     /// `touchBatchWindow` of the first go to Redis together, one `touch_batch` call per hash
     /// slot (one in all on a single server): Redis spends most of a touch entering a script
     /// (docs/performance.md). When the quick call fails (script not loaded yet, a redirect, a
-    /// lost connection), `run()` tries again through the routed call, with its loading, retries
-    /// and redirects, and touches a user's session whose format-1 index must move first through
-    /// `lookup`; if that fails too, or the process stops first, the touch is lost and the next
-    /// due lookup makes it (failures show in `sessiond_redis_command_failures_total`). The
-    /// written records leave this process's near cache; Redis invalidates the other processes'
-    /// copies.
-    private func slide(_ token: SessionToken, key: RedisArgument, userID: String, on eventLoop: any EventLoop) {
-        let touch = SlideRetry(
-            keys: [key] + indexKeys(tagText: token.handle.tagText, userID: userID),
-            arguments: [RedisArgument(token.handle.indexMember)], tag: token.tag, userID: userID
+    /// lost connection), `run()` tries again through the routed call (`retryTouches`); if that
+    /// fails too, or the process stops first, the touch is lost and the next due lookup makes it
+    /// (failures show in `sessiond_redis_command_failures_total`). The written records leave
+    /// this process's near cache; Redis invalidates the other processes' copies.
+    private func slide(_ token: SessionToken, key: RedisArgument, session: Session, on eventLoop: any EventLoop) {
+        let touch = Touch(
+            keys: [key] + indexKeys(tagText: token.handle.tagText, userID: session.userID),
+            member: RedisArgument(token.handle.indexMember), tag: token.tag, userID: session.userID
         )
+        guard let now = clock.now(), session.endsAt - now > Self.touchBatchMargin else {
+            send([touch], on: eventLoop)
+            return
+        }
         let group = redis.keysMaySpanSlots ? 0 : HashSlot.of(key.bytes)
-        let full = pendingTouches.withLock { pending -> [SlideRetry]? in
-            var batch = pending.removeValue(forKey: group) ?? []
-            if batch.isEmpty {
-                eventLoop.scheduleTask(in: Self.touchBatchWindow) { self.sendTouches(group, on: eventLoop) }
+        let (full, newBatch) = pendingTouches.withLock { state -> ([Touch]?, UInt64?) in
+            guard var batch = state.batches[group] else {
+                state.lastID &+= 1
+                state.batches[group] = TouchBatch(touches: [touch], id: state.lastID)
+                return (nil, state.lastID)
             }
             // A session looked up again while its touch waits is touched once.
-            if !batch.contains(where: { $0.keys[0].bytes == key.bytes }) { batch.append(touch) }
-            guard batch.count < Self.touchBatchLimit else { return batch }
-            pending[group] = batch
-            return nil
+            guard !batch.touches.contains(where: { $0.keys[0].bytes == key.bytes }) else { return (nil, nil) }
+            batch.touches.append(touch)
+            guard batch.touches.count < Self.touchBatchLimit else {
+                state.batches[group] = nil
+                return (batch.touches, nil)
+            }
+            state.batches[group] = batch
+            return (nil, nil)
         }
         if let full { send(full, on: eventLoop) }
+        if let id = newBatch {
+            eventLoop.scheduleTask(in: Self.touchBatchWindow) { self.sendTouches(group, id: id, on: eventLoop) }
+        }
     }
 
-    private func sendTouches(_ group: Int, on eventLoop: any EventLoop) {
-        guard let batch = pendingTouches.withLock({ $0.removeValue(forKey: group) }) else { return }
-        send(batch, on: eventLoop)
+    private func sendTouches(_ group: Int, id: UInt64, on eventLoop: any EventLoop) {
+        let batch = pendingTouches.withLock { state -> [Touch]? in
+            guard state.batches[group]?.id == id else { return nil }
+            return state.batches.removeValue(forKey: group)?.touches
+        }
+        if let batch { send(batch, on: eventLoop) }
     }
 
-    private func send(_ batch: [SlideRetry], on eventLoop: any EventLoop) {
-        redis.evaluate(scripts.touchBatch, keys: batch.flatMap(\.keys), arguments: batch.flatMap(\.arguments), on: eventLoop) { result in
+    private func send(_ batch: [Touch], on eventLoop: any EventLoop) {
+        redis.evaluate(scripts.touchBatch, keys: batch.flatMap(\.keys), arguments: batch.map(\.member), on: eventLoop) { result in
             switch result {
             case .success(let reply):
                 self.redis.forgetNear(batch.map { $0.keys[0] })
                 let legacy = Self.legacyTouches(batch, reply)
-                if !legacy.isEmpty { self.slideRetries.continuation.yield(legacy) }
+                if !legacy.isEmpty { self.touchRetries.continuation.yield(legacy) }
             case .failure(let error as RedisClientError) where error.isOutOfMemory:
                 // Redis at maxmemory refuses the touches' writes; the next due lookups try again.
                 return
             case .failure:
-                self.slideRetries.continuation.yield(batch)
+                self.touchRetries.continuation.yield(batch)
             }
         }
     }
 
-    /// The routed form of `send(_:on:)`, in a task of `run()`.
-    private func retryTouches(_ batch: [SlideRetry]) async {
+    /// The routed form of `send(_:on:)`, in a task of `run()`: the script loaded where needed,
+    /// redirects followed. The sessions whose users still have a format-1 index (`LEGACY`) are
+    /// touched again once the indexes are moved.
+    private func retryTouches(_ batch: [Touch]) async {
         defer { redis.forgetNear(batch.map { $0.keys[0] }) }
-        guard let reply = try? await redis.evaluate(
-            scripts.touchBatch, keys: batch.flatMap(\.keys), arguments: batch.flatMap(\.arguments), replicated: false
-        ) else { return }
-        for touch in Self.legacyTouches(batch, reply) {
-            _ = try? await evaluateIndexing(scripts.lookup, keys: touch.keys, arguments: touch.arguments, replicated: false, tag: touch.tag, userID: touch.userID)
+        var touches = batch
+        for attempt in 1...2 {
+            guard let reply = try? await redis.evaluate(
+                scripts.touchBatch, keys: touches.flatMap(\.keys), arguments: touches.map(\.member), replicated: false
+            ) else { return }
+            touches = Self.legacyTouches(touches, reply)
+            guard attempt == 1, !touches.isEmpty else { return }
+            var moved = Set<String>()
+            for touch in touches where moved.insert(touch.userID).inserted {
+                try? await migrateLegacyIndex(tag: touch.tag, userID: touch.userID)
+            }
         }
     }
 
-    /// The touches of `batch` that `touch_batch` left to `lookup`: their users' format-1 indexes
-    /// must move first.
-    private static func legacyTouches(_ batch: [SlideRetry], _ reply: RESPValue) -> [SlideRetry] {
+    /// The touches of `batch` that `touch_batch` answered `LEGACY`: their users' format-1
+    /// indexes must move first.
+    private static func legacyTouches(_ batch: [Touch], _ reply: RESPValue) -> [Touch] {
         zip(batch, reply.array ?? []).filter { $0.1.bytes == Array("LEGACY".utf8) }.map(\.0)
     }
 
-    /// The lookup script's rule: slide when the last touch is a tenth of the idle timeout old
+    /// The `touch_batch` script's rule: slide when the last touch is a tenth of the idle timeout old
     /// (at most 60 s) and sliding would move the end. Unknown Redis time: ask the script.
     private func dueForTouch(_ session: Session) -> Bool {
         guard let now = clock.now() else { return true }

@@ -1,3 +1,4 @@
+import Dispatch
 import NIOCore
 @testable import RedisClient
 import Synchronization
@@ -24,11 +25,15 @@ struct ReplyHandlerTests {
         try await withRedisConnection(try SharedRedis.configuration()) { connection in
             #expect(!connection.channel.eventLoop.inEventLoop)
             // Each write reaches the handler in a task of the loop, and the close follows them
-            // there, before the flush they scheduled: their bytes never leave.
+            // there. The loop is held until all of them are queued, so that it runs them in one
+            // go, with no read in between: no reply is read before the close.
+            let held = DispatchSemaphore(value: 0)
+            connection.channel.eventLoop.execute { held.wait() }
             for _ in 0..<count {
                 connection.sendRaw(RedisCommand("PING"), answer: answers.record)
             }
             connection.close()
+            held.signal()
             try await connection.closeFuture.get()
             // Whatever the close left queued on the loop runs, then a little longer.
             try await connection.channel.eventLoop.submit {}.get()

@@ -20,6 +20,18 @@ import Testing
         return headers
     }
 
+    /// What `read` gives once it no longer gives `before`, asked every 20 ms for up to 5 s (a
+    /// touch is written after its lookup's answer); `before` if it never changed.
+    private static func value<T: Equatable>(changedFrom before: T, _ read: () async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + .seconds(5)
+        var value = before
+        while value == before, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            value = try await read()
+        }
+        return value
+    }
+
     @Test func fastPathAndRouterAnswerAlike() async throws {
         try await Sessiond.with { server in
             let session = try await server.create(user: "alike")
@@ -149,13 +161,7 @@ import Testing
             let answer = try await server.lookup(session.token)
             #expect(answer.status == 200)
             #expect(try answer.json()["last_seen_at"] as? String == before, "answered as read")
-            var after = before
-            let deadline = ContinuousClock.now + .seconds(5)
-            while after == before, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-                after = try await stored()
-            }
-            #expect(after != before, "the idle expiry slid after the answer")
+            #expect(try await Self.value(changedFrom: before, stored) != before, "the idle expiry slid after the answer")
             // The index outlives the session by at most a quarter of the idle timeout (5 s).
             try await withRedis(server.redisTopology) { redis in
                 let record = try await redis.send("PEXPIRETIME", key: server.sessionKey(session.handle)).integer ?? -1
@@ -167,7 +173,9 @@ import Testing
 
     /// Touches that come due together reach Redis as one script call (`touch_batch`): Redis
     /// spends most of a touch entering a script (docs/performance.md). Every session still slides.
-    /// A Redis of its own, so that its `INFO commandstats` counts this test's calls only.
+    /// A Redis of its own, so that its `INFO commandstats` counts this test's calls only. The
+    /// first round loads the script (the quick call finds it unknown and the routed call loads
+    /// it); the second, measured, goes the quick way.
     @Test func dueTouchesReachRedisTogether() async throws {
         let redis = try await RedisServerProcess.start()
         defer { redis.stop() }
@@ -179,28 +187,54 @@ import Testing
             let lastSeen = { (session: Sessiond.CreatedSession) async throws -> String? in
                 try await server.request(.GET, "/v1/sessions/\(session.handle)", key: TestKeys.admin).json()["last_seen_at"] as? String
             }
-            var before = [String?]()
-            for session in sessions { before.append(try await lastSeen(session)) }
-            // Due: a tenth of the 10-s idle timeout has passed.
-            try await Task.sleep(for: .milliseconds(1100))
-            _ = try await admin.send(RedisCommand("CONFIG", "RESETSTAT"))
-            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-                for session in sessions { group.addTask { try await server.lookup(session.token).status } }
-                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            for round in 1...2 {
+                var before = [String?]()
+                for session in sessions { before.append(try await lastSeen(session)) }
+                // Due: a tenth of the 10-s idle timeout has passed since the last touch.
+                try await Task.sleep(for: .milliseconds(1100))
+                if round == 2 { _ = try await admin.send(RedisCommand("CONFIG", "RESETSTAT")) }
+                let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                    for session in sessions { group.addTask { try await server.lookup(session.token).status } }
+                    return try await group.reduce(into: [Int]()) { $0.append($1) }
+                }
+                #expect(statuses == Array(repeating: 200, count: sessions.count))
+                var slid = 0
+                let deadline = ContinuousClock.now + .seconds(5)
+                while slid < sessions.count, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                    slid = 0
+                    for (session, seen) in zip(sessions, before) where try await lastSeen(session) != seen { slid += 1 }
+                }
+                #expect(slid == sessions.count, "round \(round): \(slid) of \(sessions.count) sessions slid")
             }
-            #expect(statuses == Array(repeating: 200, count: sessions.count))
-            var slid = 0
-            let deadline = ContinuousClock.now + .seconds(5)
-            while slid < sessions.count, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(50))
-                slid = 0
-                for (session, seen) in zip(sessions, before) where try await lastSeen(session) != seen { slid += 1 }
-            }
-            #expect(slid == sessions.count, "\(slid) of \(sessions.count) sessions slid")
             let stats = try await admin.send(RedisCommand("INFO", "commandstats")).bytes.map { String(decoding: $0, as: UTF8.self) } ?? ""
             let calls = stats.split(separator: "\r\n").first { $0.hasPrefix("cmdstat_evalsha:") }
                 .flatMap { $0.split(separator: ",").first?.split(separator: "=").last }.flatMap { Int($0) } ?? 0
             #expect(calls >= 1 && calls <= sessions.count / 4, "\(calls) script calls for \(sessions.count) touches")
+        }
+    }
+
+    /// A touch that fails in Redis (here: its user's index is not a sorted set) does not sink the
+    /// other touches of its batch.
+    @Test func oneFailingTouchLeavesTheOthersAlone() async throws {
+        try await Sessiond.with(settings: ["SESSIOND_IDLE_TIMEOUT": "10"]) { server in
+            let broken = try await server.create(user: "broken-index")
+            let healthy = try await server.create(user: "healthy-index")
+            let lastSeen = {
+                try await server.request(.GET, "/v1/sessions/\(healthy.handle)", key: TestKeys.admin).json()["last_seen_at"] as? String
+            }
+            let before = try await lastSeen()
+            try await withRedis(server.redisTopology) { redis in
+                let index = server.indexKey(user: "broken-index", handle: broken.handle)
+                _ = try await redis.send("DEL", key: index)
+                _ = try await redis.send("SET", key: index, "not a sorted set")
+            }
+            // Due: a tenth of the 10-s idle timeout has passed. The broken session's touch goes
+            // first into the batch.
+            try await Task.sleep(for: .milliseconds(1100))
+            #expect(try await server.lookup(broken.token).status == 200)
+            #expect(try await server.lookup(healthy.token).status == 200)
+            #expect(try await Self.value(changedFrom: before, lastSeen) != before, "the healthy session slid")
         }
     }
 

@@ -43,7 +43,7 @@ import Testing
         let shared = SessionScriptSource.common.split(separator: "\n").filter { $0.hasPrefix("local function ") }
             .map { String($0.dropFirst("local function ".count).prefix { $0 != "(" }) }
         #expect(shared.count > 10)
-        for script in [scripts.create, scripts.createCapped, scripts.lookup, scripts.replaceData, scripts.revoke, scripts.rotate, scripts.listPage,
+        for script in [scripts.create, scripts.createCapped, scripts.touchBatch, scripts.replaceData, scripts.revoke, scripts.rotate, scripts.listPage,
                        scripts.migrateIndex, scripts.fence, scripts.revokeMembers, scripts.routingKey] {
             // Code only: comments name functions too.
             let code = script.source.split(separator: "\n").map { line in line.components(separatedBy: "--")[0] }.joined(separator: "\n")

@@ -138,15 +138,15 @@ final class NearCacheShard: Sendable {
             return
         }
         let names = keys.compactMap(\.bytes)
-        forget(names)
+        forget(names.map(NearCacheKey.init))
         metrics.invalidations.increment(by: names.count)
     }
 
     /// Drops `keys` and keeps no reply of a fetch of them already under way: Redis invalidated
     /// them, or this process wrote them.
-    func forget(_ keys: [[UInt8]]) {
+    func forget(_ keys: [NearCacheKey]) {
         state.withLock { state in
-            for key in keys.lazy.map(NearCacheKey.init) {
+            for key in keys {
                 state.fetches[key] = nil
                 let freed = state.entries.remove(key)
                 if freed > 0 { configuration.usage.add(entries: -1, bytes: -freed) }
