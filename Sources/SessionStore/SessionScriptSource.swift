@@ -327,8 +327,10 @@ return {record, revoked, #dead}
 -- Touches the sessions that came due together: Redis spends most of a touch entering a script,
 -- so one call serves them all. KEYS[3i-2], KEYS[3i-1], KEYS[3i]: session i's key, its user's
 -- index and format-1 index; ARGV[i] its index member. Returns per session 1 (it is there), 0 (it
--- is gone), LEGACY (its user's format-1 index must be moved first) or ERR (its touch failed: a
--- refused write, a record that does not parse), so that one session cannot sink the others'.
+-- is gone), LEGACY (its user's format-1 index must be moved first) or ERR (its touch failed: an
+-- index that is not a sorted set, a record that does not parse), so that one session cannot
+-- sink the others'. A refusal of the whole call (Redis at maxmemory, a replica, too few
+-- replicas) comes before its first write, and fails the call.
 
 -- Reads a session and slides its idle expiry, but only when that moves it by a meaningful step
 -- (a tenth of the idle timeout, at most 60 s), so most lookups only read. Returns the record,
@@ -367,6 +369,10 @@ local outcomes = {}
 for i = 1, #ARGV do
   local ok, result = pcall(slide, KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], ARGV[i])
   if not ok then
+    local message = type(result) == 'table' and result.err or tostring(result)
+    for _, refusal in ipairs({'OOM', 'READONLY', 'NOREPLICAS'}) do
+      if string.sub(message, 1, #refusal) == refusal then return redis.error_reply(message) end
+    end
     outcomes[i] = 'ERR'
   elseif type(result) == 'table' then
     outcomes[i] = 'LEGACY'

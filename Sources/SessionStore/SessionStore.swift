@@ -84,7 +84,14 @@ public final class SessionStore: Service, Sendable {
 
     /// Batches of touches to retry through the routed script call. Bounded: while Redis is away,
     /// the oldest are dropped and the next due lookup touches again.
-    private let touchRetries = AsyncStream<[Touch]>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+    private let touchRetries = AsyncStream<TouchRetry>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+
+    /// Touches whose quick call failed, or that `touch_batch` answered `LEGACY`: their users'
+    /// format-1 indexes are moved before they are sent again.
+    private struct TouchRetry: Sendable {
+        var touches: [Touch]
+        var legacy: Bool
+    }
 
     /// One session's touch: the keys (the session's, its user's index and format-1 index) and
     /// the index member `touch_batch` takes for it.
@@ -124,8 +131,8 @@ public final class SessionStore: Service, Sendable {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.clock.run() }
-                for await batch in self.touchRetries.stream {
-                    group.addTask { await self.retryTouches(batch) }
+                for await retry in self.touchRetries.stream {
+                    group.addTask { await self.retryTouches(retry) }
                 }
             }
         }
@@ -402,8 +409,9 @@ public final class SessionStore: Service, Sendable {
     /// slot (one in all on a single server): Redis spends most of a touch entering a script
     /// (docs/performance.md). When the quick call fails (script not loaded yet, a redirect, a
     /// lost connection), `run()` tries again through the routed call (`retryTouches`); if that
-    /// fails too, or the process stops first, the touch is lost and the next due lookup makes it
-    /// (failures show in `sessiond_redis_command_failures_total`). The written records leave
+    /// fails too, or the process stops first, or Redis refuses one session's touch alone (`ERR`:
+    /// an index that is not a sorted set), the touch is lost and the next due lookup makes it
+    /// (failed calls show in `sessiond_redis_command_failures_total`). The written records leave
     /// this process's near cache; Redis invalidates the other processes' copies.
     private func slide(_ token: SessionToken, key: RedisArgument, session: Session, on eventLoop: any EventLoop) {
         let touch = Touch(
@@ -451,12 +459,12 @@ public final class SessionStore: Service, Sendable {
             case .success(let reply):
                 self.redis.forgetNear(batch.map { $0.keys[0] })
                 let legacy = Self.legacyTouches(batch, reply)
-                if !legacy.isEmpty { self.touchRetries.continuation.yield(legacy) }
+                if !legacy.isEmpty { self.touchRetries.continuation.yield(TouchRetry(touches: legacy, legacy: true)) }
             case .failure(let error as RedisClientError) where error.isOutOfMemory:
                 // Redis at maxmemory refuses the touches' writes; the next due lookups try again.
                 return
             case .failure:
-                self.touchRetries.continuation.yield(batch)
+                self.touchRetries.continuation.yield(TouchRetry(touches: batch, legacy: false))
             }
         }
     }
@@ -464,19 +472,23 @@ public final class SessionStore: Service, Sendable {
     /// The routed form of `send(_:on:)`, in a task of `run()`: the script loaded where needed,
     /// redirects followed. The sessions whose users still have a format-1 index (`LEGACY`) are
     /// touched again once the indexes are moved.
-    private func retryTouches(_ batch: [Touch]) async {
-        defer { redis.forgetNear(batch.map { $0.keys[0] }) }
-        var touches = batch
+    private func retryTouches(_ retry: TouchRetry) async {
+        defer { redis.forgetNear(retry.touches.map { $0.keys[0] }) }
+        var touches = retry.touches
+        var legacy = retry.legacy
         for attempt in 1...2 {
+            if legacy {
+                var moved = Set<String>()
+                for touch in touches where moved.insert(touch.userID).inserted {
+                    try? await migrateLegacyIndex(tag: touch.tag, userID: touch.userID)
+                }
+            }
             guard let reply = try? await redis.evaluate(
                 scripts.touchBatch, keys: touches.flatMap(\.keys), arguments: touches.map(\.member), replicated: false
             ) else { return }
             touches = Self.legacyTouches(touches, reply)
             guard attempt == 1, !touches.isEmpty else { return }
-            var moved = Set<String>()
-            for touch in touches where moved.insert(touch.userID).inserted {
-                try? await migrateLegacyIndex(tag: touch.tag, userID: touch.userID)
-            }
+            legacy = true
         }
     }
 

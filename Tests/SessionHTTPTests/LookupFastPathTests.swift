@@ -215,26 +215,41 @@ import Testing
     }
 
     /// A touch that fails in Redis (here: its user's index is not a sorted set) does not sink the
-    /// other touches of its batch.
+    /// other touches of its call. A Redis of its own: one server, so that the six touches share
+    /// a call (the script is not known yet, so the routed call loads it and runs it once), and
+    /// its `INFO commandstats` counts this test's calls only.
     @Test func oneFailingTouchLeavesTheOthersAlone() async throws {
-        try await Sessiond.with(settings: ["SESSIOND_IDLE_TIMEOUT": "10"]) { server in
+        let redis = try await RedisServerProcess.start()
+        defer { redis.stop() }
+        let admin = try await RedisConnection.connect(configuration: redis.configuration.forTests, eventLoop: MultiThreadedEventLoopGroup.singleton.next())
+        defer { admin.close() }
+        try await Sessiond.with(redisURL: redis.url, settings: ["SESSIOND_IDLE_TIMEOUT": "10"]) { server in
             let broken = try await server.create(user: "broken-index")
-            let healthy = try await server.create(user: "healthy-index")
-            let lastSeen = {
-                try await server.request(.GET, "/v1/sessions/\(healthy.handle)", key: TestKeys.admin).json()["last_seen_at"] as? String
+            var healthy = [Sessiond.CreatedSession]()
+            for n in 0..<5 { healthy.append(try await server.create(user: "healthy-\(n)")) }
+            let lastSeen = { (session: Sessiond.CreatedSession) async throws -> String? in
+                try await server.request(.GET, "/v1/sessions/\(session.handle)", key: TestKeys.admin).json()["last_seen_at"] as? String
             }
-            let before = try await lastSeen()
-            try await withRedis(server.redisTopology) { redis in
-                let index = server.indexKey(user: "broken-index", handle: broken.handle)
-                _ = try await redis.send("DEL", key: index)
-                _ = try await redis.send("SET", key: index, "not a sorted set")
-            }
-            // Due: a tenth of the 10-s idle timeout has passed. The broken session's touch goes
-            // first into the batch.
+            var before = [String?]()
+            for session in healthy { before.append(try await lastSeen(session)) }
+            let index = RedisArgument(server.indexKey(user: "broken-index", handle: broken.handle))
+            _ = try await admin.send(RedisCommand("DEL", index))
+            _ = try await admin.send(RedisCommand("SET", index, "not a sorted set"))
+            // Due: a tenth of the 10-s idle timeout has passed. The six lookups are pipelined on
+            // one connection, the broken session's first, so that their touches come due in one
+            // turn of the loop, in that order.
             try await Task.sleep(for: .milliseconds(1100))
-            #expect(try await server.lookup(broken.token).status == 200)
-            #expect(try await server.lookup(healthy.token).status == 200)
-            #expect(try await Self.value(changedFrom: before, lastSeen) != before, "the healthy session slid")
+            _ = try await admin.send(RedisCommand("CONFIG", "RESETSTAT"))
+            let lookups = ([broken] + healthy).enumerated().map { index, session in
+                RawRequests(token: session.token, user: session.handle).lookup(close: index == healthy.count)
+            }
+            let answers = try await RawConnection.exchange(port: server.client.port, [lookups.joined()], oneAtATime: false)
+            #expect(answers.map(\.status) == Array(repeating: 200, count: lookups.count))
+            for (session, seen) in zip(healthy, before) {
+                #expect(try await Self.value(changedFrom: seen) { try await lastSeen(session) } != seen, "\(session.handle) slid")
+            }
+            let stats = try await admin.send(RedisCommand("INFO", "commandstats")).bytes.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            #expect(stats.contains("cmdstat_evalsha:calls=1,"), "one batch: \(stats)")
         }
     }
 
